@@ -1,0 +1,16 @@
+import { apiKeyFrom, header, json, parseJsonBody, withErrorHandling, type HttpHandler } from "../lib/http";
+import { checkJsonShape, createSessionBodySchema, parseOrBadRequest } from "../lib/schemas";
+import { authenticateKey, createSession, type SessionDeps } from "../lib/sessions";
+
+/** `POST /v1/sessions`: create a browser session (Browserbase v1 request and response). */
+export function createSessionHandler(deps: SessionDeps): HttpHandler {
+  const bodySchema = createSessionBodySchema();
+  return withErrorHandling(deps.logger, async (event) => {
+    const principal = await authenticateKey(apiKeyFrom(event), deps);
+    const raw = parseJsonBody(event, deps.config.maxBodyBytes);
+    checkJsonShape(raw);
+    const body = parseOrBadRequest(bodySchema, raw);
+    const result = await createSession(principal, body, header(event, "idempotency-key"), deps);
+    return json(201, result.session, result.replayed ? { "idempotent-replayed": "true" } : {});
+  });
+}

@@ -1,0 +1,59 @@
+import type { HttpHandler } from "../lib/http";
+import type { SessionDeps } from "../lib/sessions";
+import { createSessionHandler } from "./create-session";
+
+/** One API route: one handler module, one Lambda, one API Gateway route. */
+export interface RouteDefinition {
+  /** Short name, used for the Lambda and its log group. */
+  name: string;
+  method: "GET" | "POST";
+  /** API Gateway path, with `{param}` segments. */
+  path: string;
+  factory: (deps: SessionDeps) => HttpHandler;
+}
+
+/** Every route of the public API. The infrastructure makes one function per entry. */
+export const ROUTES: readonly RouteDefinition[] = [
+  { name: "create-session", method: "POST", path: "/v1/sessions", factory: createSessionHandler },
+];
+
+export type RouteMatch =
+  | { kind: "match"; route: RouteDefinition; pathParameters: Record<string, string> }
+  | { kind: "method-not-allowed"; allowed: string[] }
+  | { kind: "not-found" };
+
+function matchPath(template: string, path: string): Record<string, string> | undefined {
+  const want = template.split("/");
+  const got = path.split("/");
+  if (want.length !== got.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const segment = want[i];
+    if (segment.startsWith("{") && segment.endsWith("}")) {
+      if (got[i] === "") return undefined;
+      let value: string;
+      try {
+        value = decodeURIComponent(got[i]);
+      } catch {
+        return undefined;
+      }
+      params[segment.slice(1, -1)] = value;
+    } else if (segment !== got[i]) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+/** Finds the route for a method and path, or says why there is none (404, or 405 with what is allowed). */
+export function matchRoute(routes: readonly RouteDefinition[], method: string, rawPath: string): RouteMatch {
+  const path = rawPath.length > 1 ? rawPath.replace(/\/+$/, "") : rawPath;
+  const allowed: string[] = [];
+  for (const route of routes) {
+    const params = matchPath(route.path, path);
+    if (!params) continue;
+    if (route.method === method.toUpperCase()) return { kind: "match", route, pathParameters: params };
+    allowed.push(route.method);
+  }
+  return allowed.length > 0 ? { kind: "method-not-allowed", allowed } : { kind: "not-found" };
+}

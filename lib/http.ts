@@ -1,0 +1,132 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import {
+  BadRequestError,
+  HttpError,
+  isHttpError,
+  PayloadTooLargeError,
+  publicMessage,
+  reasonPhrase,
+  UnsupportedMediaTypeError,
+} from "./errors";
+import type { Logger } from "./logger";
+
+export type HttpEvent = APIGatewayProxyEventV2;
+export type HttpResult = APIGatewayProxyStructuredResultV2 & {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+};
+/** The part of the Lambda context the handlers use. */
+export interface HandlerContext {
+  awsRequestId: string;
+}
+export type HttpHandler = (event: HttpEvent, context: HandlerContext) => Promise<HttpResult>;
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" };
+
+/** A JSON response. */
+export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+/** The JSON error body `{statusCode, error, message}`; 5xx bodies never carry internals. */
+export function errorResult(error: HttpError, requestId?: string): HttpResult {
+  const headers: Record<string, string> = { ...error.headers };
+  if (requestId) headers["x-request-id"] = requestId;
+  return json(
+    error.statusCode,
+    { statusCode: error.statusCode, error: reasonPhrase(error.statusCode), message: publicMessage(error) },
+    headers,
+  );
+}
+
+/** A header by case-insensitive name (API Gateway lower-cases them; the local server does too). */
+export function header(event: HttpEvent, name: string): string | undefined {
+  const headers = event.headers ?? {};
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === wanted) return value;
+  }
+  return undefined;
+}
+
+/** The API key from `X-BB-API-Key` (Browserbase's header) or `x-api-key`. */
+export function apiKeyFrom(event: HttpEvent): string | undefined {
+  const value = header(event, "x-bb-api-key") ?? header(event, "x-api-key");
+  // API Gateway joins repeated headers with commas; a key never contains one.
+  return value?.trim();
+}
+
+/**
+ * Parses a JSON request body. Empty bodies are `{}`; a body over `maxBytes` is 413; a declared
+ * non-JSON content type is 415; malformed JSON or a non-object is 400.
+ */
+export function parseJsonBody(event: HttpEvent, maxBytes: number): Record<string, unknown> {
+  const raw = event.body ?? "";
+  const bytes = event.isBase64Encoded ? Buffer.from(raw, "base64") : Buffer.from(raw, "utf8");
+  if (bytes.length > maxBytes) {
+    throw new PayloadTooLargeError(`request body is ${bytes.length} bytes; the limit is ${maxBytes} bytes`);
+  }
+  const contentType = header(event, "content-type");
+  if (bytes.length === 0) return {};
+  if (contentType && !/^application\/(.+\+)?json\b/i.test(contentType.trim())) {
+    throw new UnsupportedMediaTypeError(
+      `content-type must be application/json, got ${contentType.slice(0, 100)}`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    throw new BadRequestError(`request body is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new BadRequestError("request body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Wraps a handler so that every failure becomes the JSON error body: HttpErrors with their own
+ * status, anything else a generic 500 whose detail goes only to the log.
+ */
+export function withErrorHandling(logger: Logger, handler: HttpHandler): HttpHandler {
+  return async (event, context) => {
+    try {
+      const result = await handler(event, context);
+      result.headers["x-request-id"] = context.awsRequestId;
+      return result;
+    } catch (error) {
+      if (isHttpError(error)) {
+        if (error.statusCode >= 500) {
+          logger.error("request failed: dependency unavailable", {
+            requestId: context.awsRequestId,
+            route: event.routeKey,
+            statusCode: error.statusCode,
+            cause: describeCause(error.cause),
+          });
+        }
+        return errorResult(error, context.awsRequestId);
+      }
+      logger.error("request failed: unexpected error", {
+        requestId: context.awsRequestId,
+        route: event.routeKey,
+        cause: describeCause(error),
+      });
+      return errorResult(new HttpError(500, "internal error"), context.awsRequestId);
+    }
+  };
+}
+
+/** Name, code and message of an error for a log line: never its enumerable fields (they may hold request data). */
+export function describeCause(error: unknown): Record<string, unknown> | undefined {
+  if (error === undefined || error === null) return undefined;
+  if (typeof error !== "object") return { message: String(error).slice(0, 500) };
+  const e = error as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown };
+  return {
+    name: typeof e.name === "string" ? e.name : undefined,
+    code: typeof e.code === "string" ? e.code : undefined,
+    message: typeof e.message === "string" ? e.message.slice(0, 500) : undefined,
+    stack: typeof e.stack === "string" ? e.stack.split("\n").slice(0, 6).join("\n") : undefined,
+  };
+}

@@ -1,0 +1,46 @@
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+import type { RedisConfig } from "./config";
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisConnectOptions extends RedisConfig {
+  /** AUTH token (ElastiCache) when the URL carries none. */
+  password?: string;
+}
+
+/**
+ * Makes the one Redis client of a container. Timeouts are short and retries few, so a dead or
+ * slow Redis fails a request in well under a second (a 503), never holds it until the Lambda
+ * times out; the client keeps reconnecting in the background, so service resumes by itself.
+ */
+export function createRedisClient(options: RedisConnectOptions): RedisClient {
+  const url = new URL(options.url);
+  const common: RedisOptions = {
+    connectTimeout: options.connectTimeoutMs,
+    commandTimeout: options.commandTimeoutMs,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    // Reconnect quickly after an outage; capped so a restart is noticed within about half a second.
+    retryStrategy: (attempt) => Math.min(50 * attempt, 500),
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : options.password,
+    tls: url.protocol === "rediss:" ? {} : undefined,
+    // Lambda freezes between invocations: no client-side keepalive chatter is needed.
+    enableAutoPipelining: false,
+  };
+  const host = url.hostname;
+  const port = url.port ? Number(url.port) : 6379;
+  if (options.cluster) {
+    return new Cluster([{ host, port }], {
+      // ElastiCache's TLS certificates name the configuration endpoint, not the node IPs.
+      dnsLookup: (address, callback) => callback(null, address),
+      redisOptions: common,
+      clusterRetryStrategy: (attempt) => Math.min(50 * attempt, 500),
+      slotsRefreshTimeout: options.connectTimeoutMs,
+      enableOfflineQueue: true,
+      maxRedirections: 4,
+    });
+  }
+  const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
+  return new Redis({ ...common, host, port, db: Number.isInteger(db) ? db : 0 });
+}

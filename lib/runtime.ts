@@ -1,0 +1,77 @@
+import { loadConfig, type RuntimeConfig } from "./config";
+import { createLogger, type Logger } from "./logger";
+import { createRedisClient, type RedisClient } from "./redis";
+import { FileSecretSource, SecretCache, SecretsManagerSource } from "./secrets";
+import { newSessionId, type SessionDeps } from "./sessions";
+import { defineSessionScripts, SessionStore } from "./store";
+import { describeCause } from "./http";
+
+export interface RuntimeOptions {
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  config?: RuntimeConfig;
+}
+
+/** What a running container holds: the session deps plus a way to close its connections. */
+export interface Runtime extends SessionDeps {
+  redis(): Promise<RedisClient>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds everything a container needs once: config (throws on a bad env at load time), logger,
+ * secret cache (fetches start now), and the Redis client (made on first use, after the AUTH
+ * token is known). Call it from `callbackFactory` or at the local server's start, never per request.
+ */
+export function createRuntime(options: RuntimeOptions = {}): Runtime {
+  const config = options.config ?? loadConfig(options.env ?? process.env);
+  const logger = options.logger ?? createLogger();
+  const secrets = new SecretCache(new SecretsManagerSource(), new FileSecretSource(), {
+    ttlMs: config.secretsTtlMs,
+    maxStaleMs: config.secretsMaxStaleMs,
+    onStale: (ref, error) =>
+      logger.warn("serving a cached secret: refresh failed", { secret: ref, cause: describeCause(error) }),
+  });
+  secrets.warm(config.apiKeysSecretRef);
+  secrets.warm(config.tokenKeysSecretRef);
+  if (config.redisAuthSecretRef) secrets.warm(config.redisAuthSecretRef);
+
+  let pending: Promise<RedisClient> | undefined;
+  let client: RedisClient | undefined;
+  const redis = (): Promise<RedisClient> => {
+    pending ??= (async () => {
+      const password = config.redisAuthSecretRef ? await secrets.get(config.redisAuthSecretRef) : undefined;
+      const made = createRedisClient({ ...config.redis, password });
+      defineSessionScripts(made);
+      let down = false;
+      made.on("error", (error: unknown) => {
+        // One line per outage, not one per reconnect attempt.
+        if (!down) logger.warn("redis connection error", { cause: describeCause(error) });
+        down = true;
+      });
+      made.on("ready", () => {
+        if (down) logger.info("redis connection restored");
+        down = false;
+      });
+      client = made;
+      return made;
+    })();
+    pending.catch(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+
+  return {
+    config,
+    logger,
+    secrets,
+    store: new SessionStore(redis),
+    now: Date.now,
+    newId: newSessionId,
+    redis,
+    close: async () => {
+      if (client) client.disconnect();
+    },
+  };
+}

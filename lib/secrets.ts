@@ -1,0 +1,152 @@
+import { readFile } from "node:fs/promises";
+import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { DependencyError } from "./errors";
+
+/**
+ * Where secret values come from. A reference is either a Secrets Manager ARN/name, or
+ * `file:<path>#<field>` for the local stack (the field of a JSON file, in the same format the
+ * Secrets Manager secret would hold).
+ */
+export interface SecretSource {
+  /** Human name of the backing service, used in 503 messages and logs. */
+  readonly name: string;
+  fetch(ref: string): Promise<string>;
+}
+
+/** Secrets Manager, through the real AWS SDK client (endpoint overridable with AWS_ENDPOINT_URL_SECRETS_MANAGER). */
+export class SecretsManagerSource implements SecretSource {
+  readonly name = "Secrets Manager";
+  private client: SecretsManagerClient | undefined;
+
+  /** The client is made on first use: a stack that reads only local files never loads the SDK client. */
+  constructor(client?: SecretsManagerClient) {
+    this.client = client;
+  }
+
+  async fetch(ref: string): Promise<string> {
+    this.client ??= new SecretsManagerClient({
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 500, requestTimeout: 1000 },
+    });
+    const out = await this.client.send(new GetSecretValueCommand({ SecretId: ref }));
+    if (typeof out.SecretString === "string") return out.SecretString;
+    if (out.SecretBinary) return Buffer.from(out.SecretBinary).toString("utf8");
+    throw new Error(`secret ${ref} has no value`);
+  }
+}
+
+/** A field of a local JSON file: `file:/path/to/secrets.json#apiKeys`. */
+export class FileSecretSource implements SecretSource {
+  readonly name = "local secrets file";
+
+  async fetch(ref: string): Promise<string> {
+    const { path, field } = parseFileRef(ref);
+    const document = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+    if (!field) return JSON.stringify(document);
+    if (!(field in document)) throw new Error(`field ${field} is missing from the secrets file`);
+    const value = document[field];
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+}
+
+export function parseFileRef(ref: string): { path: string; field?: string } {
+  const rest = ref.slice("file:".length);
+  const hash = rest.lastIndexOf("#");
+  return hash === -1 ? { path: rest } : { path: rest.slice(0, hash), field: rest.slice(hash + 1) };
+}
+
+export function isFileRef(ref: string): boolean {
+  return ref.startsWith("file:");
+}
+
+interface CacheEntry {
+  raw: string;
+  parsed: Map<unknown, unknown>;
+  fetchedAt: number;
+}
+
+export interface SecretCacheOptions {
+  /** A value younger than this is used without asking the source. */
+  ttlMs: number;
+  /** Past the TTL, a value this much older is still served while the source is failing. */
+  maxStaleMs: number;
+  now?: () => number;
+  /** Told when a stale value is served because the source failed (for a log line, never the value). */
+  onStale?: (ref: string, error: unknown) => void;
+}
+
+/**
+ * An in-memory secret cache in front of one or two sources (file references go to the file
+ * source, everything else to Secrets Manager). One fetch per reference at a time; a failed
+ * refresh serves the last good value until it is `maxStaleMs` past its TTL; with nothing usable
+ * cached a failure is a 503 `DependencyError`.
+ */
+export class SecretCache {
+  private readonly entries = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<CacheEntry>>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly remote: SecretSource,
+    private readonly local: SecretSource,
+    private readonly options: SecretCacheOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The raw secret string. */
+  async get(ref: string): Promise<string> {
+    return (await this.entry(ref)).raw;
+  }
+
+  /** The secret parsed by `parse`; the parse runs once per fetched value, not per call. */
+  async getParsed<T>(ref: string, parse: (raw: string) => T): Promise<T> {
+    const entry = await this.entry(ref);
+    if (!entry.parsed.has(parse)) entry.parsed.set(parse, parse(entry.raw));
+    return entry.parsed.get(parse) as T;
+  }
+
+  /** Starts fetching `ref` now (at container init) so the first request does not wait for it. */
+  warm(ref: string): void {
+    this.entry(ref).catch(() => undefined);
+  }
+
+  private async entry(ref: string): Promise<CacheEntry> {
+    const cached = this.entries.get(ref);
+    const now = this.now();
+    if (cached && now - cached.fetchedAt < this.options.ttlMs) return cached;
+    try {
+      return await this.refresh(ref);
+    } catch (error) {
+      if (cached && now - cached.fetchedAt < this.options.ttlMs + this.options.maxStaleMs) {
+        this.options.onStale?.(ref, error);
+        return cached;
+      }
+      throw new DependencyError(this.sourceFor(ref).name, error);
+    }
+  }
+
+  private refresh(ref: string): Promise<CacheEntry> {
+    let pending = this.inflight.get(ref);
+    if (!pending) {
+      pending = this.sourceFor(ref)
+        .fetch(ref)
+        .then((raw) => {
+          const previous = this.entries.get(ref);
+          const entry: CacheEntry =
+            previous && previous.raw === raw
+              ? { raw, parsed: previous.parsed, fetchedAt: this.now() }
+              : { raw, parsed: new Map(), fetchedAt: this.now() };
+          this.entries.set(ref, entry);
+          return entry;
+        })
+        .finally(() => this.inflight.delete(ref));
+      this.inflight.set(ref, pending);
+    }
+    return pending;
+  }
+
+  private sourceFor(ref: string): SecretSource {
+    return isFileRef(ref) ? this.local : this.remote;
+  }
+}

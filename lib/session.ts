@@ -1,0 +1,82 @@
+/** Domain types of a browser session, shared by the handlers, the store and the Proxy. */
+
+/** Statuses a client sees. TIMED_OUT is derived on read from `expiresAt`; PENDING is never stored. */
+export const SESSION_STATUSES = ["PENDING", "RUNNING", "ERROR", "TIMED_OUT", "COMPLETED"] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+/** Statuses written to Redis: the API writes RUNNING and COMPLETED, the Proxy writes ERROR. */
+export type StoredStatus = "RUNNING" | "COMPLETED" | "ERROR";
+
+/** A session as stored (timestamps in epoch milliseconds). */
+export interface SessionRecord {
+  id: string;
+  projectId: string;
+  principalId: string;
+  status: StoredStatus;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number;
+  expiresAt: number;
+  endedAt?: number;
+  timeoutSeconds: number;
+  keepAlive: boolean;
+  region: string;
+  contextId?: string;
+  extensionId?: string;
+  userMetadata?: Record<string, unknown>;
+  /** Browser settings as requested, handed to the Proxy (stored as given, unknown fields included). */
+  browserSettings?: Record<string, unknown>;
+  /** Proxy configuration, encrypted (compact JWE under the token key set): it may hold passwords. */
+  proxiesEncrypted?: string;
+  proxyBytes: number;
+  /** Set by the Proxy together with status ERROR. */
+  errorReason?: string;
+}
+
+/** The Session object of the Browserbase v1 API. */
+export interface SessionView {
+  id: string;
+  createdAt: string;
+  updatedAt: string;
+  projectId: string;
+  startedAt: string;
+  endedAt?: string;
+  expiresAt: string;
+  status: SessionStatus;
+  proxyBytes: number;
+  keepAlive: boolean;
+  region: string;
+  contextId?: string;
+  userMetadata?: Record<string, unknown>;
+}
+
+/** The status a client sees at `now`: a RUNNING record past `expiresAt` has TIMED_OUT. */
+export function effectiveStatus(record: SessionRecord, now: number): SessionStatus {
+  if (record.status === "RUNNING" && record.expiresAt <= now) return "TIMED_OUT";
+  return record.status;
+}
+
+/** Maps a stored record to the Browserbase Session shape, deriving TIMED_OUT on read. */
+export function toSessionView(record: SessionRecord, now: number): SessionView {
+  const status = effectiveStatus(record, now);
+  const timedOut = status === "TIMED_OUT";
+  const endedAt = timedOut ? record.expiresAt : record.endedAt;
+  const view: SessionView = {
+    id: record.id,
+    createdAt: new Date(record.createdAt).toISOString(),
+    updatedAt: new Date(
+      timedOut ? Math.max(record.updatedAt, record.expiresAt) : record.updatedAt,
+    ).toISOString(),
+    projectId: record.projectId,
+    startedAt: new Date(record.startedAt).toISOString(),
+    expiresAt: new Date(record.expiresAt).toISOString(),
+    status,
+    proxyBytes: record.proxyBytes,
+    keepAlive: record.keepAlive,
+    region: record.region,
+  };
+  if (endedAt !== undefined) view.endedAt = new Date(endedAt).toISOString();
+  if (record.contextId !== undefined) view.contextId = record.contextId;
+  if (record.userMetadata !== undefined) view.userMetadata = record.userMetadata;
+  return view;
+}

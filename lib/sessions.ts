@@ -1,0 +1,205 @@
+import { createHash, randomUUID } from "node:crypto";
+import { authenticate, parseApiKeySet, type Principal } from "./apikeys";
+import { SESSION_TIMEOUT_MAX_SECONDS, type RuntimeConfig } from "./config";
+import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from "./errors";
+import type { Logger } from "./logger";
+import type { SecretCache } from "./secrets";
+import type { CreateSessionBody } from "./schemas";
+import { toSessionView, type SessionRecord, type SessionView } from "./session";
+import type { SessionStore } from "./store";
+import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
+
+/** What the session operations need; tests swap any part. */
+export interface SessionDeps {
+  config: RuntimeConfig;
+  store: SessionStore;
+  secrets: SecretCache;
+  logger: Logger;
+  /** Epoch milliseconds. */
+  now: () => number;
+  newId: () => string;
+}
+
+export const newSessionId = (): string => randomUUID();
+
+/** Resolves the presented API key to its principal (401 when missing, malformed or unknown). */
+export async function authenticateKey(presented: string | undefined, deps: SessionDeps): Promise<Principal> {
+  const index = await deps.secrets.getParsed(deps.config.apiKeysSecretRef, parseApiKeySet);
+  return authenticate(presented, index, deps.config.defaultConcurrency);
+}
+
+export async function tokenKeys(deps: SessionDeps): Promise<TokenKeySet> {
+  return deps.secrets.getParsed(deps.config.tokenKeysSecretRef, parseTokenKeySet);
+}
+
+/** A body's `projectId`, when given, must be the key's own project (the message reveals nothing else). */
+export function checkProjectId(principal: Principal, projectId: string | undefined): void {
+  if (projectId !== undefined && projectId !== principal.projectId) {
+    throw new BadRequestError("projectId does not match this API key");
+  }
+}
+
+export interface CreatedSession extends SessionView {
+  connectUrl: string;
+  seleniumRemoteUrl: string;
+  signingKey: string;
+}
+
+export interface CreateResult {
+  session: CreatedSession;
+  /** True when an earlier create with the same Idempotency-Key is being answered again. */
+  replayed: boolean;
+}
+
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+/** SHA-256 of the body with object keys sorted, so a retry that re-serializes the body still matches. */
+export function bodyFingerprint(body: unknown): string {
+  return createHash("sha256").update(canonicalJson(body)).digest("base64url");
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return "[" + value.map(canonicalJson).join(",") + "]";
+  if (value && typeof value === "object") {
+    const entries = Object.keys(value)
+      .sort()
+      .map((key) => JSON.stringify(key) + ":" + canonicalJson((value as Record<string, unknown>)[key]));
+    return "{" + entries.join(",") + "}";
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+/** The connect host's URLs for a session; the token rides in the query string. */
+export function connectUrls(config: RuntimeConfig, sessionId: string, token: string) {
+  const httpScheme = config.connectScheme === "wss" ? "https" : "http";
+  return {
+    connectUrl: `${config.connectScheme}://${config.connectHost}/v1/sessions/${sessionId}/connect?signingKey=${token}`,
+    seleniumRemoteUrl: `${httpScheme}://${config.connectHost}/webdriver`,
+  };
+}
+
+async function withConnection(
+  record: SessionRecord,
+  keySet: TokenKeySet,
+  deps: SessionDeps,
+  now: number,
+): Promise<CreatedSession> {
+  const signingKey = await mintSessionToken(
+    keySet,
+    {
+      sessionId: record.id,
+      projectId: record.projectId,
+      principalId: record.principalId,
+      scope: "connect",
+      expiresAt: Math.ceil(record.expiresAt / 1000),
+      now: Math.floor(now / 1000),
+    },
+    { issuer: deps.config.tokenIssuer, audience: deps.config.tokenAudience },
+  );
+  return { ...toSessionView(record, now), ...connectUrls(deps.config, record.id, signingKey), signingKey };
+}
+
+/**
+ * Creates a session for `principal`: validates what the schema cannot, writes the record under
+ * the project's concurrency limit in one atomic step, and mints its connect token.
+ */
+export async function createSession(
+  principal: Principal,
+  body: CreateSessionBody,
+  idempotencyKey: string | undefined,
+  deps: SessionDeps,
+): Promise<CreateResult> {
+  const { config } = deps;
+  checkProjectId(principal, body.projectId);
+  if (body.region !== undefined && config.region !== "local" && body.region !== config.region) {
+    throw new BadRequestError(
+      `region ${body.region} is not served by this deployment; it runs in ${config.region}`,
+    );
+  }
+  if (body.userMetadata !== undefined) {
+    const size = Buffer.byteLength(JSON.stringify(body.userMetadata));
+    if (size > config.maxUserMetadataBytes) {
+      throw new BadRequestError(
+        `userMetadata is ${size} bytes of JSON; the limit is ${config.maxUserMetadataBytes} bytes`,
+      );
+    }
+  }
+  if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
+    throw new BadRequestError("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces");
+  }
+
+  const keySet = await tokenKeys(deps);
+  const now = deps.now();
+  const timeoutSeconds = body.timeout ?? config.defaultTimeoutSeconds;
+  const record: SessionRecord = {
+    id: deps.newId(),
+    projectId: principal.projectId,
+    principalId: principal.principalId,
+    status: "RUNNING",
+    createdAt: now,
+    updatedAt: now,
+    startedAt: now,
+    expiresAt: now + timeoutSeconds * 1000,
+    timeoutSeconds,
+    keepAlive: body.keepAlive ?? false,
+    region: config.region,
+    proxyBytes: 0,
+  };
+  const contextId = body.browserSettings?.context?.id;
+  if (contextId !== undefined) record.contextId = contextId;
+  const extensionId = body.extensionId ?? body.browserSettings?.extensionId;
+  if (extensionId !== undefined) record.extensionId = extensionId;
+  if (body.userMetadata !== undefined) record.userMetadata = body.userMetadata;
+  if (body.browserSettings !== undefined) record.browserSettings = body.browserSettings;
+  if (body.proxies !== undefined && body.proxies !== false) {
+    record.proxiesEncrypted = await encryptForProxy(keySet, {
+      proxies: body.proxies,
+      proxySettings: body.proxySettings,
+    });
+  }
+
+  const outcome = await deps.store.create({
+    record,
+    limit: principal.concurrency,
+    now,
+    retentionMs: config.retentionSeconds * 1000,
+    maxLifetimeMs: SESSION_TIMEOUT_MAX_SECONDS * 1000,
+    idempotency:
+      idempotencyKey === undefined
+        ? undefined
+        : {
+            key: idempotencyKey,
+            fingerprint: bodyFingerprint(body),
+            ttlMs: config.idempotencyTtlSeconds * 1000,
+          },
+  });
+
+  if (outcome.kind === "limited") {
+    const retryAfter = Math.max(1, Math.ceil((outcome.earliestExpiresAt - now) / 1000));
+    throw new TooManyRequestsError(
+      `project ${principal.projectId} is at its limit of ${principal.concurrency} concurrent sessions; ` +
+        `release a session or retry in ${retryAfter} s`,
+      retryAfter,
+      // The SDK's own retries back off for a few seconds at most: beyond that they cannot help.
+      { shouldRetry: retryAfter <= 5 },
+    );
+  }
+  if (outcome.kind === "replay") {
+    if (outcome.fingerprint !== bodyFingerprint(body)) {
+      throw new ConflictError(
+        "Idempotency-Key was already used with a different request body; use a new key",
+      );
+    }
+    const original = await deps.store.get(principal.projectId, outcome.sessionId);
+    if (!original) throw new NotFoundError("the session created with this Idempotency-Key no longer exists");
+    return { session: await withConnection(original, keySet, deps, now), replayed: true };
+  }
+  deps.logger.info("session created", {
+    sessionId: record.id,
+    projectId: record.projectId,
+    principalId: record.principalId,
+    timeoutSeconds,
+    liveCount: outcome.liveCount,
+  });
+  return { session: await withConnection(record, keySet, deps, now), replayed: false };
+}

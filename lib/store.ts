@@ -1,0 +1,282 @@
+import type { RedisClient } from "./redis";
+import { DependencyError, isHttpError } from "./errors";
+import type { SessionRecord, StoredStatus } from "./session";
+
+/** Key names of the Redis layout. Every key of a project carries the hash tag `{projectId}`. */
+export const keys = {
+  session: (projectId: string, id: string) => `wc:{${projectId}}:session:${id}`,
+  active: (projectId: string) => `wc:{${projectId}}:active`,
+  sessions: (projectId: string) => `wc:{${projectId}}:sessions`,
+  idempotency: (projectId: string, key: string) => `wc:{${projectId}}:idem:${key}`,
+};
+
+/** Channel the Proxy subscribes to for session lifecycle events. */
+export const SESSION_EVENTS_CHANNEL = "wc:session-events";
+
+/**
+ * Create, as one atomic script: replay an idempotent create, prune expired ids from the
+ * project's active set, refuse when the project is at its limit, else write the record, both
+ * indexes and the idempotency marker.
+ * KEYS: record, active, sessions, idempotency.
+ * ARGV: now, limit, id, expiresAt, recordExpireAt, listCutoff, idemValue ('' = none), idemTtlMs, field, value, ...
+ * Returns {1, liveCount} created; {0, liveCount, earliestExpiresAt} at the limit; {2, storedIdemValue} replay.
+ */
+export const CREATE_SESSION_LUA = `
+local now = tonumber(ARGV[1])
+if ARGV[7] ~= '' then
+  local previous = redis.call('GET', KEYS[4])
+  if previous then return {2, previous} end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local live = redis.call('ZCARD', KEYS[2])
+if live >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {0, live, first[2]}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[3], now, ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
+end
+return {1, live + 1}
+`;
+
+/**
+ * Release, as one atomic script: a live RUNNING session becomes COMPLETED with endedAt, leaves
+ * the active set and an event is published; an ended (or timed-out) session is left unchanged.
+ * KEYS: record, active. ARGV: now, channel. Returns the record's fields, or nil when it does not exist.
+ */
+export const RELEASE_SESSION_LUA = `
+local record = redis.call('HMGET', KEYS[1], 'id', 'status', 'expiresAt', 'projectId')
+if not record[1] then return false end
+local now = tonumber(ARGV[1])
+if record[2] == 'RUNNING' and tonumber(record[3]) > now then
+  redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'endedAt', ARGV[1], 'updatedAt', ARGV[1])
+  redis.call('ZREM', KEYS[2], record[1])
+  redis.call('PUBLISH', ARGV[2], cjson.encode({type = 'released', sessionId = record[1], projectId = record[4], at = now}))
+end
+return redis.call('HGETALL', KEYS[1])
+`;
+
+/**
+ * Marks a live session ERROR (the Proxy calls this when its browser dies).
+ * KEYS: record, active. ARGV: now, reason, channel.
+ */
+export const FAIL_SESSION_LUA = `
+local record = redis.call('HMGET', KEYS[1], 'id', 'status', 'projectId')
+if not record[1] then return false end
+if record[2] == 'RUNNING' then
+  redis.call('HSET', KEYS[1], 'status', 'ERROR', 'endedAt', ARGV[1], 'updatedAt', ARGV[1], 'errorReason', ARGV[2])
+  redis.call('ZREM', KEYS[2], record[1])
+  redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'error', sessionId = record[1], projectId = record[3], at = tonumber(ARGV[1])}))
+end
+return redis.call('HGETALL', KEYS[1])
+`;
+
+type ScriptClient = RedisClient & {
+  wcCreateSession(...args: (string | number)[]): Promise<[number, ...(string | number)[]]>;
+  wcReleaseSession(...args: (string | number)[]): Promise<string[] | null>;
+  wcFailSession(...args: (string | number)[]): Promise<string[] | null>;
+};
+
+/** Registers the store's scripts on a client (EVALSHA with EVAL fallback). Call once per client. */
+export function defineSessionScripts(client: RedisClient): void {
+  client.defineCommand("wcCreateSession", { numberOfKeys: 4, lua: CREATE_SESSION_LUA });
+  client.defineCommand("wcReleaseSession", { numberOfKeys: 2, lua: RELEASE_SESSION_LUA });
+  client.defineCommand("wcFailSession", { numberOfKeys: 2, lua: FAIL_SESSION_LUA });
+}
+
+/** Flattens a record into Redis hash field/value pairs (absent optional fields are omitted). */
+export function recordToFields(record: SessionRecord): string[] {
+  const fields: string[] = [
+    "id", record.id,
+    "projectId", record.projectId,
+    "principalId", record.principalId,
+    "status", record.status,
+    "createdAt", String(record.createdAt),
+    "updatedAt", String(record.updatedAt),
+    "startedAt", String(record.startedAt),
+    "expiresAt", String(record.expiresAt),
+    "timeoutSeconds", String(record.timeoutSeconds),
+    "keepAlive", record.keepAlive ? "1" : "0",
+    "region", record.region,
+    "proxyBytes", String(record.proxyBytes),
+  ]; // prettier-ignore
+  if (record.endedAt !== undefined) fields.push("endedAt", String(record.endedAt));
+  if (record.contextId !== undefined) fields.push("contextId", record.contextId);
+  if (record.extensionId !== undefined) fields.push("extensionId", record.extensionId);
+  if (record.userMetadata !== undefined) fields.push("userMetadata", JSON.stringify(record.userMetadata));
+  if (record.browserSettings !== undefined)
+    fields.push("browserSettings", JSON.stringify(record.browserSettings));
+  if (record.proxiesEncrypted !== undefined) fields.push("proxies", record.proxiesEncrypted);
+  if (record.errorReason !== undefined) fields.push("errorReason", record.errorReason);
+  return fields;
+}
+
+/** Reads a record from the hash fields Redis returned; undefined for an empty (missing) hash. */
+export function fieldsToRecord(hash: Record<string, string>): SessionRecord | undefined {
+  if (!hash.id) return undefined;
+  const record: SessionRecord = {
+    id: hash.id,
+    projectId: hash.projectId,
+    principalId: hash.principalId,
+    status: hash.status as StoredStatus,
+    createdAt: Number(hash.createdAt),
+    updatedAt: Number(hash.updatedAt),
+    startedAt: Number(hash.startedAt),
+    expiresAt: Number(hash.expiresAt),
+    timeoutSeconds: Number(hash.timeoutSeconds),
+    keepAlive: hash.keepAlive === "1",
+    region: hash.region,
+    proxyBytes: Number(hash.proxyBytes ?? 0),
+  };
+  if (hash.endedAt) record.endedAt = Number(hash.endedAt);
+  if (hash.contextId) record.contextId = hash.contextId;
+  if (hash.extensionId) record.extensionId = hash.extensionId;
+  if (hash.userMetadata) record.userMetadata = JSON.parse(hash.userMetadata);
+  if (hash.browserSettings) record.browserSettings = JSON.parse(hash.browserSettings);
+  if (hash.proxies) record.proxiesEncrypted = hash.proxies;
+  if (hash.errorReason) record.errorReason = hash.errorReason;
+  return record;
+}
+
+function pairsToHash(pairs: string[]): Record<string, string> {
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]] = pairs[i + 1];
+  return hash;
+}
+
+export type CreateOutcome =
+  | { kind: "created"; liveCount: number }
+  | { kind: "limited"; liveCount: number; earliestExpiresAt: number }
+  | { kind: "replay"; fingerprint: string; sessionId: string };
+
+export interface CreateRequest {
+  record: SessionRecord;
+  limit: number;
+  now: number;
+  retentionMs: number;
+  /** Longest possible session life, so the list index keeps every id whose record may still exist. */
+  maxLifetimeMs: number;
+  idempotency?: { key: string; fingerprint: string; ttlMs: number };
+}
+
+export interface ListOptions {
+  /** Newest ids to look at, at most. */
+  scanLimit: number;
+}
+
+/**
+ * The session store on Redis. Every Redis failure (connection refused, timeout, failover) is
+ * rethrown as a 503 DependencyError; logical outcomes are return values.
+ */
+export class SessionStore {
+  constructor(private readonly client: () => Promise<RedisClient>) {}
+
+  private async scripts(): Promise<ScriptClient> {
+    return (await this.client()) as ScriptClient;
+  }
+
+  /** Creates a session atomically under the project's concurrency limit (one round trip). */
+  async create(request: CreateRequest): Promise<CreateOutcome> {
+    const { record, now } = request;
+    const p = record.projectId;
+    const idem = request.idempotency;
+    const result = await this.guard(async () =>
+      (await this.scripts()).wcCreateSession(
+        keys.session(p, record.id),
+        keys.active(p),
+        keys.sessions(p),
+        keys.idempotency(p, idem?.key ?? ""),
+        now,
+        request.limit,
+        record.id,
+        record.expiresAt,
+        record.expiresAt + request.retentionMs,
+        now - request.retentionMs - request.maxLifetimeMs,
+        idem ? `${idem.fingerprint}|${record.id}` : "",
+        idem?.ttlMs ?? 0,
+        ...recordToFields(record),
+      ),
+    );
+    const code = Number(result[0]);
+    if (code === 1) return { kind: "created", liveCount: Number(result[1]) };
+    if (code === 0)
+      return { kind: "limited", liveCount: Number(result[1]), earliestExpiresAt: Number(result[2]) };
+    const stored = String(result[1]);
+    const bar = stored.lastIndexOf("|");
+    return { kind: "replay", fingerprint: stored.slice(0, bar), sessionId: stored.slice(bar + 1) };
+  }
+
+  /** One session of one project, or undefined (one round trip). */
+  async get(projectId: string, id: string): Promise<SessionRecord | undefined> {
+    const hash = await this.guard(async () => (await this.client()).hgetall(keys.session(projectId, id)));
+    return fieldsToRecord(hash);
+  }
+
+  /** Ends a live session (one round trip); returns the record as it now is, or undefined. */
+  async release(projectId: string, id: string, now: number): Promise<SessionRecord | undefined> {
+    const pairs = await this.guard(async () =>
+      (await this.scripts()).wcReleaseSession(
+        keys.session(projectId, id),
+        keys.active(projectId),
+        now,
+        SESSION_EVENTS_CHANNEL,
+      ),
+    );
+    return pairs ? fieldsToRecord(pairsToHash(pairs)) : undefined;
+  }
+
+  /** Marks a live session ERROR with a reason (used by the Proxy when its browser dies). */
+  async fail(projectId: string, id: string, reason: string, now: number): Promise<SessionRecord | undefined> {
+    const pairs = await this.guard(async () =>
+      (await this.scripts()).wcFailSession(
+        keys.session(projectId, id),
+        keys.active(projectId),
+        now,
+        reason,
+        SESSION_EVENTS_CHANNEL,
+      ),
+    );
+    return pairs ? fieldsToRecord(pairsToHash(pairs)) : undefined;
+  }
+
+  /**
+   * The project's newest sessions, newest first: one ZREVRANGE of the `sessions` index and one
+   * pipeline of HGETALLs (all keys share the project's hash tag, so both hit one shard).
+   */
+  async listRecent(projectId: string, options: ListOptions): Promise<SessionRecord[]> {
+    return this.guard(async () => {
+      const client = await this.client();
+      const ids = await client.zrevrange(keys.sessions(projectId), 0, options.scanLimit - 1);
+      if (ids.length === 0) return [];
+      const pipeline = client.pipeline();
+      for (const id of ids) pipeline.hgetall(keys.session(projectId, id));
+      const replies = (await pipeline.exec()) ?? [];
+      const records: SessionRecord[] = [];
+      for (const [error, hash] of replies) {
+        if (error) throw error;
+        const record = fieldsToRecord(hash as Record<string, string>);
+        if (record) records.push(record);
+      }
+      return records;
+    });
+  }
+
+  /** Live sessions of a project right now (expired ids are not counted). */
+  async activeCount(projectId: string, now: number): Promise<number> {
+    return this.guard(async () => (await this.client()).zcount(keys.active(projectId), `(${now}`, "+inf"));
+  }
+
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (isHttpError(error)) throw error;
+      throw new DependencyError("Redis", error);
+    }
+  }
+}

@@ -1,0 +1,254 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import {
+  CompactEncrypt,
+  compactDecrypt,
+  EncryptJWT,
+  jwtDecrypt,
+  errors as joseErrors,
+  type JWTPayload,
+} from "jose";
+import { z } from "zod";
+
+/**
+ * The token key set as stored in Secrets Manager: `current` names the key new tokens are made
+ * with; every key in `keys` still decrypts, so a key can be rotated in without downtime.
+ */
+export interface TokenKeySet {
+  current: string;
+  keys: Record<string, string>;
+}
+
+/** What a session token says. `sub` on the wire is `sessionId`. */
+export interface SessionTokenClaims {
+  sessionId: string;
+  projectId: string;
+  principalId: string;
+  /** `connect` for the session's connectUrl, `debug` for the debugger URLs. */
+  scope: TokenScope;
+  /** Unix seconds; the session's `expiresAt` for connect tokens. */
+  expiresAt: number;
+  issuedAt: number;
+  notBefore: number;
+  tokenId: string;
+}
+
+export type TokenScope = "connect" | "debug";
+
+export interface TokenOptions {
+  issuer: string;
+  audience: string;
+}
+
+const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Parses and checks a token key set (from Secrets Manager or the local secrets file). */
+export function parseTokenKeySet(raw: string): TokenKeySet {
+  const parsed = z
+    .object({
+      current: z.string().regex(KID_PATTERN),
+      keys: z.record(z.string().regex(KID_PATTERN), z.string()),
+    })
+    .safeParse(JSON.parse(raw));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`token key set is malformed at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`);
+  }
+  const set = parsed.data;
+  for (const [kid, key] of Object.entries(set.keys)) {
+    if (Buffer.from(key, "base64url").length !== 32)
+      throw new Error(`token key ${kid} must be 32 bytes of base64url`);
+  }
+  if (!(set.current in set.keys))
+    throw new Error(`token key set names current key ${set.current} but has no such key`);
+  return set;
+}
+
+/** A fresh key set with one random key, or `existing` with a new key added and made current. */
+export function rotateTokenKeySet(existing?: TokenKeySet, kid?: string): TokenKeySet {
+  const newKid =
+    kid ??
+    "k" + new Date().toISOString().slice(0, 10).replace(/-/g, "") + "-" + randomBytes(3).toString("hex");
+  return {
+    current: newKid,
+    keys: { ...(existing?.keys ?? {}), [newKid]: randomBytes(32).toString("base64url") },
+  };
+}
+
+function keyBytes(set: TokenKeySet, kid: string): Uint8Array | undefined {
+  const key = Object.prototype.hasOwnProperty.call(set.keys, kid) ? set.keys[kid] : undefined;
+  return key === undefined ? undefined : new Uint8Array(Buffer.from(key, "base64url"));
+}
+
+/**
+ * Mints a session token: a compact JWE (`dir` + `A256GCM`) under the set's current key, whose
+ * protected header names the key (`kid`). The payload is encrypted, so the Proxy is the only
+ * party that can read project and principal ids.
+ */
+export async function mintSessionToken(
+  set: TokenKeySet,
+  claims: {
+    sessionId: string;
+    projectId: string;
+    principalId: string;
+    scope: TokenScope;
+    expiresAt: number;
+    now: number;
+  },
+  options: TokenOptions,
+): Promise<string> {
+  const key = keyBytes(set, set.current);
+  if (!key) throw new Error("token key set has no current key");
+  const iat = Math.floor(claims.now);
+  return new EncryptJWT({ projectId: claims.projectId, principalId: claims.principalId, scope: claims.scope })
+    .setProtectedHeader({ alg: "dir", enc: "A256GCM", kid: set.current, typ: "JWT" })
+    .setIssuer(options.issuer)
+    .setAudience(options.audience)
+    .setSubject(claims.sessionId)
+    .setJti(randomUUID())
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(Math.floor(claims.expiresAt))
+    .encrypt(key);
+}
+
+/** Why a token was refused. The Proxy maps all of these to 401 on the WebSocket upgrade. */
+export type TokenFailure =
+  | "malformed"
+  | "unknown_key"
+  | "decryption_failed"
+  | "expired"
+  | "not_yet_valid"
+  | "wrong_issuer"
+  | "wrong_audience"
+  | "wrong_session"
+  | "wrong_scope"
+  | "invalid_claims";
+
+export class TokenError extends Error {
+  readonly reason: TokenFailure;
+
+  constructor(reason: TokenFailure, message: string) {
+    super(message);
+    this.message = message;
+    this.name = "TokenError";
+    this.reason = reason;
+  }
+}
+
+export interface VerifyOptions extends TokenOptions {
+  /** The session id being connected to: the token's `sub` must equal it. */
+  sessionId: string;
+  /** The scope the caller needs; default `connect`. */
+  scope?: TokenScope;
+  /** Unix seconds; defaults to now. */
+  now?: number;
+  /** Allowed clock skew in seconds; default 5. */
+  clockToleranceSeconds?: number;
+}
+
+/**
+ * The verifier the Proxy uses: decrypts with whichever key of the set the token names,
+ * checks issuer, audience, `nbf`/`exp` and that the token belongs to `sessionId`.
+ * Throws `TokenError` with a machine-readable `reason`; never returns a partly checked token.
+ */
+export async function verifySessionToken(
+  token: string,
+  set: TokenKeySet,
+  options: VerifyOptions,
+): Promise<SessionTokenClaims> {
+  if (typeof token !== "string" || token.split(".").length !== 5) {
+    throw new TokenError("malformed", "token is not a compact JWE");
+  }
+  let payload: JWTPayload;
+  try {
+    const result = await jwtDecrypt(
+      token,
+      (header) => {
+        const key = typeof header.kid === "string" ? keyBytes(set, header.kid) : undefined;
+        if (!key)
+          throw new TokenError("unknown_key", "token was made with a key this deployment does not have");
+        return key;
+      },
+      {
+        issuer: options.issuer,
+        audience: options.audience,
+        keyManagementAlgorithms: ["dir"],
+        contentEncryptionAlgorithms: ["A256GCM"],
+        currentDate: options.now === undefined ? undefined : new Date(options.now * 1000),
+        clockTolerance: options.clockToleranceSeconds ?? 5,
+        requiredClaims: ["sub", "exp", "nbf", "iat", "jti"],
+      },
+    );
+    payload = result.payload;
+  } catch (error) {
+    throw toTokenError(error);
+  }
+  if (payload.sub !== options.sessionId) {
+    throw new TokenError("wrong_session", "token was issued for another session");
+  }
+  const scope = payload.scope as TokenScope;
+  if (scope !== (options.scope ?? "connect")) {
+    throw new TokenError("wrong_scope", `token scope ${String(scope)} does not allow this use`);
+  }
+  if (typeof payload.projectId !== "string" || typeof payload.principalId !== "string") {
+    throw new TokenError("invalid_claims", "token lacks project or principal");
+  }
+  return {
+    sessionId: payload.sub,
+    projectId: payload.projectId,
+    principalId: payload.principalId,
+    scope,
+    expiresAt: payload.exp as number,
+    issuedAt: payload.iat as number,
+    notBefore: payload.nbf as number,
+    tokenId: payload.jti as string,
+  };
+}
+
+/** Maps jose's failures by their error code, never by message text. */
+function toTokenError(error: unknown): TokenError {
+  if (error instanceof TokenError) return error;
+  const code = (error as { code?: string } | null)?.code;
+  const claim = (error as { claim?: string } | null)?.claim;
+  switch (code) {
+    case joseErrors.JWTExpired.code:
+      return new TokenError("expired", "token has expired");
+    case joseErrors.JWTClaimValidationFailed.code:
+      if (claim === "nbf") return new TokenError("not_yet_valid", "token is not valid yet");
+      if (claim === "iss") return new TokenError("wrong_issuer", "token has the wrong issuer");
+      if (claim === "aud") return new TokenError("wrong_audience", "token has the wrong audience");
+      return new TokenError("invalid_claims", `token claim ${claim ?? "?"} is invalid`);
+    case joseErrors.JWEDecryptionFailed.code:
+      return new TokenError("decryption_failed", "token could not be decrypted");
+    default:
+      if ((error as { reason?: unknown } | null)?.reason === "unknown_key") return error as TokenError;
+      return new TokenError("malformed", "token is malformed");
+  }
+}
+
+/**
+ * Encrypts a JSON value for the Proxy (used for proxy credentials in the session record): a
+ * compact JWE under the current token key, readable only with the key set.
+ */
+export async function encryptForProxy(set: TokenKeySet, value: unknown): Promise<string> {
+  const key = keyBytes(set, set.current);
+  if (!key) throw new Error("token key set has no current key");
+  return new CompactEncrypt(new TextEncoder().encode(JSON.stringify(value)))
+    .setProtectedHeader({ alg: "dir", enc: "A256GCM", kid: set.current, cty: "json" })
+    .encrypt(key);
+}
+
+/** The Proxy's counterpart of `encryptForProxy`. */
+export async function decryptForProxy(set: TokenKeySet, jwe: string): Promise<unknown> {
+  const { plaintext } = await compactDecrypt(
+    jwe,
+    (header) => {
+      const key = typeof header.kid === "string" ? keyBytes(set, header.kid) : undefined;
+      if (!key)
+        throw new TokenError("unknown_key", "value was encrypted with a key this deployment does not have");
+      return key;
+    },
+    { keyManagementAlgorithms: ["dir"], contentEncryptionAlgorithms: ["A256GCM"] },
+  );
+  return JSON.parse(new TextDecoder().decode(plaintext));
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { fallbackHandler } from "../handlers/fallback";
+import { matchRoute, ROUTES, type RouteDefinition } from "../handlers/routes";
+import type { HttpEvent, HttpHandler, HttpResult } from "../lib/http";
+import type { SessionDeps } from "../lib/sessions";
+
+/** API Gateway refuses larger payloads before a function sees them. */
+const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+/** Extra routes the local server answers itself (not API routes). */
+export type ExtraRoutes = Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
+
+/** Turns a Node request into an API Gateway HTTP API payload-2.0 event. */
+export function toEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  routeKey: string,
+  pathParameters: Record<string, string> | undefined,
+): HttpEvent {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    const value = req.rawHeaders[i + 1];
+    // API Gateway joins repeated headers with commas.
+    headers[name] = name in headers ? `${headers[name]},${value}` : value;
+  }
+  const query: Record<string, string> = {};
+  for (const [key, value] of url.searchParams) query[key] = key in query ? `${query[key]},${value}` : value;
+  const now = new Date();
+  const textual =
+    body.length === 0 || /json|text|x-www-form-urlencoded/i.test(headers["content-type"] ?? "json");
+  return {
+    version: "2.0",
+    routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    queryStringParameters: Object.keys(query).length > 0 ? query : undefined,
+    pathParameters,
+    requestContext: {
+      accountId: "local",
+      apiId: "local",
+      domainName: headers.host ?? "localhost",
+      domainPrefix: "local",
+      http: {
+        method: (req.method ?? "GET").toUpperCase(),
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
+        userAgent: headers["user-agent"] ?? "",
+      },
+      requestId: randomUUID(),
+      routeKey,
+      stage: "$default",
+      time: now.toUTCString(),
+      timeEpoch: now.getTime(),
+    },
+    body: body.length === 0 ? undefined : textual ? body.toString("utf8") : body.toString("base64"),
+    isBase64Encoded: !textual,
+  };
+}
+
+function send(res: ServerResponse, result: HttpResult): void {
+  res.writeHead(result.statusCode, result.headers);
+  res.end(result.body);
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > GATEWAY_MAX_BODY_BYTES) {
+        resolve(undefined);
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+/**
+ * The local stack's HTTP server: the same handler modules the Lambdas run, each built once,
+ * fed payload-2.0 events made from real HTTP requests.
+ */
+export function createLocalServer(
+  deps: SessionDeps,
+  options: { routes?: readonly RouteDefinition[]; extra?: ExtraRoutes } = {},
+): Server {
+  const routes = options.routes ?? ROUTES;
+  const handlers = new Map<RouteDefinition, HttpHandler>(routes.map((route) => [route, route.factory(deps)]));
+  const fallback = fallbackHandler(deps, routes);
+
+  return createServer(async (req, res) => {
+    try {
+      const path = new URL(req.url ?? "/", "http://localhost").pathname;
+      const extra = options.extra?.[`${req.method} ${path}`];
+      if (extra) return extra(req, res);
+      const body = await readBody(req);
+      if (body === undefined) {
+        send(res, {
+          statusCode: 413,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            statusCode: 413,
+            error: "Payload Too Large",
+            message: "request body is over 10 MiB",
+          }),
+        });
+        return;
+      }
+      const match = matchRoute(routes, req.method ?? "GET", path);
+      const requestId = randomUUID();
+      if (match.kind !== "match") {
+        send(res, await fallback(toEvent(req, body, "$default", undefined), { awsRequestId: requestId }));
+        return;
+      }
+      const event = toEvent(req, body, `${match.route.method} ${match.route.path}`, match.pathParameters);
+      send(res, await handlers.get(match.route)!(event, { awsRequestId: requestId }));
+    } catch (error) {
+      deps.logger.error("local server failed to answer", { message: (error as Error).message });
+      if (!res.headersSent) {
+        send(res, {
+          statusCode: 500,
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({
+            statusCode: 500,
+            error: "Internal Server Error",
+            message: "Internal server error.",
+          }),
+        });
+      }
+    }
+  });
+}

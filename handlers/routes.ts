@@ -1,6 +1,10 @@
 import type { HttpHandler } from "../lib/http";
 import type { SessionDeps } from "../lib/sessions";
 import { createSessionHandler } from "./create-session";
+import { getSessionHandler } from "./get-session";
+import { listSessionsHandler } from "./list-sessions";
+import { sessionDebugHandler } from "./session-debug";
+import { updateSessionHandler } from "./update-session";
 
 /** One API route: one handler module, one Lambda, one API Gateway route. */
 export interface RouteDefinition {
@@ -15,6 +19,10 @@ export interface RouteDefinition {
 /** Every route of the public API. The infrastructure makes one function per entry. */
 export const ROUTES: readonly RouteDefinition[] = [
   { name: "create-session", method: "POST", path: "/v1/sessions", factory: createSessionHandler },
+  { name: "list-sessions", method: "GET", path: "/v1/sessions", factory: listSessionsHandler },
+  { name: "get-session", method: "GET", path: "/v1/sessions/{id}", factory: getSessionHandler },
+  { name: "update-session", method: "POST", path: "/v1/sessions/{id}", factory: updateSessionHandler },
+  { name: "session-debug", method: "GET", path: "/v1/sessions/{id}/debug", factory: sessionDebugHandler },
 ];
 
 export type RouteMatch =

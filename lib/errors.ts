@@ -71,13 +71,6 @@ export class PayloadTooLargeError extends HttpError {
   }
 }
 
-export class UnsupportedMediaTypeError extends HttpError {
-  constructor(message: string) {
-    super(415, message);
-    this.name = "UnsupportedMediaTypeError";
-  }
-}
-
 export class TooManyRequestsError extends HttpError {
   readonly retryAfterSeconds: number;
 

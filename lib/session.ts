@@ -69,13 +69,13 @@ export function toSessionView(record: SessionRecord, now: number): SessionView {
     ).toISOString(),
     projectId: record.projectId,
     startedAt: new Date(record.startedAt).toISOString(),
+    ...(endedAt === undefined ? {} : { endedAt: new Date(endedAt).toISOString() }),
     expiresAt: new Date(record.expiresAt).toISOString(),
     status,
     proxyBytes: record.proxyBytes,
     keepAlive: record.keepAlive,
     region: record.region,
   };
-  if (endedAt !== undefined) view.endedAt = new Date(endedAt).toISOString();
   if (record.contextId !== undefined) view.contextId = record.contextId;
   if (record.userMetadata !== undefined) view.userMetadata = record.userMetadata;
   return view;

@@ -5,7 +5,14 @@ import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } f
 import type { Logger } from "./logger";
 import type { SecretCache } from "./secrets";
 import type { CreateSessionBody } from "./schemas";
-import { toSessionView, type SessionRecord, type SessionView } from "./session";
+import {
+  effectiveStatus,
+  toSessionView,
+  type SessionRecord,
+  type SessionStatus,
+  type SessionView,
+} from "./session";
+import { matchesMetadata, type MetadataClause } from "./query";
 import type { SessionStore } from "./store";
 import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
 
@@ -18,6 +25,8 @@ export interface SessionDeps {
   /** Epoch milliseconds. */
   now: () => number;
   newId: () => string;
+  /** Pages of live sessions, where the connect host can tell (the local stack); else debug lists none. */
+  pages?: PageLister;
 }
 
 export const newSessionId = (): string => randomUUID();
@@ -202,4 +211,146 @@ export async function createSession(
     liveCount: outcome.liveCount,
   });
   return { session: await withConnection(record, keySet, deps, now), replayed: false };
+}
+
+/** Session ids are UUIDs; anything else cannot exist, so it is a 404 without asking Redis. */
+const SESSION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The same 404 for an id that never existed and for another project's session, so ids cannot be probed. */
+export function sessionNotFound(id: string): NotFoundError {
+  return new NotFoundError(`session ${id.slice(0, 64)} not found`);
+}
+
+/** A session of the principal's project, or a 404. */
+export async function getSessionRecord(
+  principal: Principal,
+  id: string,
+  deps: SessionDeps,
+): Promise<SessionRecord> {
+  if (!SESSION_ID_PATTERN.test(id)) throw sessionNotFound(id);
+  const record = await deps.store.get(principal.projectId, id.toLowerCase());
+  if (!record) throw sessionNotFound(id);
+  return record;
+}
+
+/** Most sessions one list call returns. */
+export const LIST_PAGE_LIMIT = 100;
+/** Most ids one list call looks at (newest first) to find matches. */
+export const LIST_SCAN_LIMIT = 1000;
+const LIST_BATCH = 100;
+
+export interface ListFilter {
+  status?: SessionStatus;
+  metadata?: MetadataClause[];
+}
+
+/**
+ * The project's sessions, newest first, filtered by status (as clients see it, TIMED_OUT
+ * derived) and user metadata: at most LIST_PAGE_LIMIT results among the newest LIST_SCAN_LIMIT
+ * sessions. Reads the `sessions` index in batches, never KEYS or SCAN.
+ */
+export async function listSessions(
+  principal: Principal,
+  filter: ListFilter,
+  deps: SessionDeps,
+): Promise<SessionView[]> {
+  const now = deps.now();
+  const out: SessionView[] = [];
+  for (let offset = 0; offset < LIST_SCAN_LIMIT && out.length < LIST_PAGE_LIMIT; offset += LIST_BATCH) {
+    const { records, idsRead } = await deps.store.listRecent(principal.projectId, {
+      offset,
+      count: LIST_BATCH,
+    });
+    for (const record of records) {
+      if (filter.status !== undefined && effectiveStatus(record, now) !== filter.status) continue;
+      if (filter.metadata && !matchesMetadata(record.userMetadata, filter.metadata)) continue;
+      out.push(toSessionView(record, now));
+      if (out.length === LIST_PAGE_LIMIT) break;
+    }
+    if (idsRead < LIST_BATCH) break;
+  }
+  return out;
+}
+
+/** Ends a session (REQUEST_RELEASE). Releasing an ended session returns it unchanged. */
+export async function releaseSession(
+  principal: Principal,
+  id: string,
+  deps: SessionDeps,
+): Promise<SessionView> {
+  if (!SESSION_ID_PATTERN.test(id)) throw sessionNotFound(id);
+  const now = deps.now();
+  const record = await deps.store.release(principal.projectId, id.toLowerCase(), now);
+  if (!record) throw sessionNotFound(id);
+  if (record.status === "COMPLETED" && record.endedAt === now) {
+    deps.logger.info("session released", { sessionId: record.id, projectId: record.projectId });
+  }
+  return toSessionView(record, now);
+}
+
+/** A page of a live session, as the connect host reports it. */
+export interface PageInfo {
+  id: string;
+  url: string;
+  title: string;
+  faviconUrl?: string;
+}
+
+/** Lists the pages of a live session (the local connect server provides one; deployed, the Proxy owns pages). */
+export type PageLister = (projectId: string, sessionId: string) => Promise<PageInfo[]>;
+
+export interface DebugUrls {
+  debuggerUrl: string;
+  debuggerFullscreenUrl: string;
+  wsUrl: string;
+  pages: (PageInfo & { debuggerUrl: string; debuggerFullscreenUrl: string })[];
+}
+
+/**
+ * Live-view and debugger URLs on the connect host, each carrying a `debug`-scoped token that
+ * expires after `expiresInSeconds` (at most the session's remaining life). 400 for an ended session.
+ */
+export async function debugSession(
+  principal: Principal,
+  id: string,
+  expiresInSeconds: number | undefined,
+  deps: SessionDeps,
+): Promise<DebugUrls> {
+  const record = await getSessionRecord(principal, id, deps);
+  const now = deps.now();
+  const status = effectiveStatus(record, now);
+  if (status !== "RUNNING") {
+    throw new BadRequestError(
+      `session ${record.id} has ended (${status}); debug URLs exist only for a running session`,
+    );
+  }
+  const remaining = Math.floor((record.expiresAt - now) / 1000);
+  const lifetime = Math.max(1, Math.min(expiresInSeconds ?? remaining, remaining));
+  const keySet = await tokenKeys(deps);
+  const token = await mintSessionToken(
+    keySet,
+    {
+      sessionId: record.id,
+      projectId: record.projectId,
+      principalId: principal.principalId,
+      scope: "debug",
+      expiresAt: Math.floor(now / 1000) + lifetime,
+      now: Math.floor(now / 1000),
+    },
+    { issuer: deps.config.tokenIssuer, audience: deps.config.tokenAudience },
+  );
+  const { connectScheme, connectHost } = deps.config;
+  const httpScheme = connectScheme === "wss" ? "https" : "http";
+  const base = `${httpScheme}://${connectHost}/v1/sessions/${record.id}/debugger?signingKey=${token}`;
+  const pages = deps.pages ? await deps.pages(record.projectId, record.id) : [];
+  return {
+    debuggerUrl: base,
+    debuggerFullscreenUrl: `${base}&fullscreen=true`,
+    wsUrl: `${connectScheme}://${connectHost}/v1/sessions/${record.id}/debug?signingKey=${token}`,
+    pages: pages.map((page) => ({
+      ...page,
+      debuggerUrl: `${base}&pageId=${encodeURIComponent(page.id)}`,
+      debuggerFullscreenUrl: `${base}&pageId=${encodeURIComponent(page.id)}&fullscreen=true`,
+    })),
+  };
 }

@@ -165,8 +165,10 @@ export interface CreateRequest {
 }
 
 export interface ListOptions {
-  /** Newest ids to look at, at most. */
-  scanLimit: number;
+  /** How many of the newest ids to skip. */
+  offset: number;
+  /** How many ids to read after those. */
+  count: number;
 }
 
 /**
@@ -248,11 +250,18 @@ export class SessionStore {
    * The project's newest sessions, newest first: one ZREVRANGE of the `sessions` index and one
    * pipeline of HGETALLs (all keys share the project's hash tag, so both hit one shard).
    */
-  async listRecent(projectId: string, options: ListOptions): Promise<SessionRecord[]> {
+  async listRecent(
+    projectId: string,
+    options: ListOptions,
+  ): Promise<{ records: SessionRecord[]; idsRead: number }> {
     return this.guard(async () => {
       const client = await this.client();
-      const ids = await client.zrevrange(keys.sessions(projectId), 0, options.scanLimit - 1);
-      if (ids.length === 0) return [];
+      const ids = await client.zrevrange(
+        keys.sessions(projectId),
+        options.offset,
+        options.offset + options.count - 1,
+      );
+      if (ids.length === 0) return { records: [], idsRead: 0 };
       const pipeline = client.pipeline();
       for (const id of ids) pipeline.hgetall(keys.session(projectId, id));
       const replies = (await pipeline.exec()) ?? [];
@@ -262,7 +271,7 @@ export class SessionStore {
         const record = fieldsToRecord(hash as Record<string, string>);
         if (record) records.push(record);
       }
-      return records;
+      return { records, idsRead: ids.length };
     });
   }
 

@@ -13,28 +13,19 @@ import { SESSION_STATUSES } from "./session";
 const boundedString = (max: number) => z.string().max(max, `must be at most ${max} characters`);
 
 function timeoutSchema() {
+  const range = `${SESSION_TIMEOUT_MIN_SECONDS} to ${SESSION_TIMEOUT_MAX_SECONDS}`;
   return z
-    .number({ error: "must be a number of seconds" })
-    .superRefine((value, ctx) => {
-      const looksLikeMs =
-        value > SESSION_TIMEOUT_MAX_SECONDS && Number.isInteger(value) && value % 1000 === 0;
-      if (looksLikeMs) {
-        ctx.addIssue({
-          code: "custom",
-          message:
-            `is in seconds (${SESSION_TIMEOUT_MIN_SECONDS} to ${SESSION_TIMEOUT_MAX_SECONDS}); ` +
-            `${value} looks like milliseconds, send ${value / 1000}`,
-        });
-      } else if (
-        !Number.isInteger(value) ||
-        value < SESSION_TIMEOUT_MIN_SECONDS ||
-        value > SESSION_TIMEOUT_MAX_SECONDS
-      ) {
-        ctx.addIssue({
-          code: "custom",
-          message: `must be a whole number of seconds from ${SESSION_TIMEOUT_MIN_SECONDS} to ${SESSION_TIMEOUT_MAX_SECONDS}`,
-        });
-      }
+    .number({ error: `must be a whole number of seconds from ${range}` })
+    .int({ error: `must be a whole number of seconds from ${range}` })
+    .min(SESSION_TIMEOUT_MIN_SECONDS, { error: `must be at least ${SESSION_TIMEOUT_MIN_SECONDS} seconds` })
+    .max(SESSION_TIMEOUT_MAX_SECONDS, {
+      error: (issue) => {
+        const value = Number(issue.input);
+        // Sending milliseconds is a common client mistake: say so.
+        return value % 1000 === 0
+          ? `is in seconds (${range}); ${value} looks like milliseconds, send ${value / 1000}`
+          : `must be at most ${SESSION_TIMEOUT_MAX_SECONDS} seconds (6 hours)`;
+      },
     })
     .describe("Session timeout in seconds; the session ends by itself this long after creation.");
 }

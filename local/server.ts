@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { fallbackHandler } from "../handlers/fallback";
 import { matchRoute, ROUTES, type RouteDefinition } from "../handlers/routes";
 import type { HttpEvent, HttpHandler, HttpResult } from "../lib/http";
+import { buildOpenApiDocument } from "../lib/openapi";
 import type { SessionDeps } from "../lib/sessions";
 
 /** API Gateway refuses larger payloads before a function sees them. */
@@ -96,12 +97,18 @@ export function createLocalServer(
   const routes = options.routes ?? ROUTES;
   const handlers = new Map<RouteDefinition, HttpHandler>(routes.map((route) => [route, route.factory(deps)]));
   const fallback = fallbackHandler(deps, routes);
+  const openApi = JSON.stringify(buildOpenApiDocument(require("../package.json").version));
 
   return createServer(async (req, res) => {
     try {
       const path = new URL(req.url ?? "/", "http://localhost").pathname;
       const extra = options.extra?.[`${req.method} ${path}`];
       if (extra) return extra(req, res);
+      if (req.method === "GET" && path === "/openapi.json") {
+        res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+        res.end(openApi);
+        return;
+      }
       const body = await readBody(req);
       if (body === undefined) {
         send(res, {

@@ -1,0 +1,217 @@
+import { z } from "zod";
+import {
+  createdSessionSchema,
+  createSessionBodySchema,
+  errorBodySchema,
+  sessionSchema,
+  updateSessionBodySchema,
+} from "./schemas";
+import { SESSION_STATUSES } from "./session";
+import { LIST_PAGE_LIMIT, LIST_SCAN_LIMIT } from "./sessions";
+
+const jsonSchema = (schema: z.ZodType, io: "input" | "output") =>
+  z.toJSONSchema(schema, { target: "draft-2020-12", io, unrepresentable: "any" }) as Record<string, unknown>;
+
+function withoutDialect(schema: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _dialect, ...rest } = schema;
+  return rest;
+}
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+});
+
+/**
+ * The OpenAPI 3.1 document of the public API, generated from the same zod schemas the handlers
+ * validate with (so it cannot drift from what they accept).
+ */
+export function buildOpenApiDocument(version: string): Record<string, unknown> {
+  const sessionId = {
+    name: "id",
+    in: "path",
+    required: true,
+    schema: { type: "string", format: "uuid" },
+    description: "Session id",
+  };
+  const common = {
+    "401": errorResponse("Missing, malformed or unknown API key"),
+    "503": errorResponse("A dependency (Redis, Secrets Manager) is unavailable; safe to retry"),
+  };
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "WallCrawler API",
+      version,
+      description:
+        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions API. " +
+        "Authenticate with the X-BB-API-Key header (x-api-key is also accepted).",
+    },
+    security: [{ apiKey: [] }],
+    paths: {
+      "/v1/sessions": {
+        post: {
+          operationId: "createSession",
+          summary: "Create a browser session",
+          parameters: [
+            {
+              name: "Idempotency-Key",
+              in: "header",
+              required: false,
+              schema: { type: "string", minLength: 1, maxLength: 255 },
+              description:
+                "Makes the create safe to retry for 24 h: the same key and body return the first session.",
+            },
+          ],
+          requestBody: {
+            required: false,
+            content: {
+              "application/json": { schema: { $ref: "#/components/schemas/CreateSessionRequest" } },
+            },
+          },
+          responses: {
+            "201": {
+              description: "The session, with where and how to connect",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/CreatedSession" } } },
+            },
+            "400": errorResponse("Invalid body; the message names the field"),
+            ...common,
+            "409": errorResponse("Idempotency-Key reused with a different body"),
+            "413": errorResponse("Body over the size limit"),
+            "429": {
+              ...errorResponse("The project is at its concurrency limit"),
+              headers: {
+                "Retry-After": { schema: { type: "integer" }, description: "Seconds until a slot frees" },
+              },
+            },
+          },
+        },
+        get: {
+          operationId: "listSessions",
+          summary: `List the project's sessions, newest first (at most ${LIST_PAGE_LIMIT} among the newest ${LIST_SCAN_LIMIT})`,
+          parameters: [
+            {
+              name: "status",
+              in: "query",
+              required: false,
+              schema: { type: "string", enum: [...SESSION_STATUSES] },
+            },
+            {
+              name: "q",
+              in: "query",
+              required: false,
+              schema: { type: "string" },
+              description: "User-metadata query, e.g. user_metadata['order']:'42', clauses joined with AND",
+            },
+          ],
+          responses: {
+            "200": {
+              description: "Sessions",
+              content: {
+                "application/json": {
+                  schema: { type: "array", items: { $ref: "#/components/schemas/Session" } },
+                },
+              },
+            },
+            "400": errorResponse("Bad status or q"),
+            ...common,
+          },
+        },
+      },
+      "/v1/sessions/{id}": {
+        get: {
+          operationId: "getSession",
+          summary: "Retrieve a session",
+          parameters: [sessionId],
+          responses: {
+            "200": {
+              description: "The session",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Session" } } },
+            },
+            ...common,
+            "404": errorResponse("No such session in this project"),
+          },
+        },
+        post: {
+          operationId: "updateSession",
+          summary: "Release a session (REQUEST_RELEASE); releasing an ended session returns it unchanged",
+          parameters: [sessionId],
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": { schema: { $ref: "#/components/schemas/UpdateSessionRequest" } },
+            },
+          },
+          responses: {
+            "200": {
+              description: "The session",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Session" } } },
+            },
+            "400": errorResponse("Body is not a release request"),
+            ...common,
+            "404": errorResponse("No such session in this project"),
+          },
+        },
+      },
+      "/v1/sessions/{id}/debug": {
+        get: {
+          operationId: "getSessionDebugUrls",
+          summary: "Live-view and debugger URLs of a running session",
+          parameters: [
+            sessionId,
+            {
+              name: "expiresIn",
+              in: "query",
+              required: false,
+              schema: { type: "integer", minimum: 1, maximum: 21600 },
+              description: "Lifetime of the URLs' token in seconds (capped at the session's remaining life)",
+            },
+          ],
+          responses: {
+            "200": {
+              description: "Debug URLs",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/SessionLiveUrls" } } },
+            },
+            "400": errorResponse("The session has ended, or expiresIn is invalid"),
+            ...common,
+            "404": errorResponse("No such session in this project"),
+          },
+        },
+      },
+    },
+    components: {
+      securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-BB-API-Key" } },
+      schemas: {
+        CreateSessionRequest: withoutDialect(jsonSchema(createSessionBodySchema(), "input")),
+        UpdateSessionRequest: withoutDialect(jsonSchema(updateSessionBodySchema(), "input")),
+        Session: withoutDialect(jsonSchema(sessionSchema(), "output")),
+        CreatedSession: withoutDialect(jsonSchema(createdSessionSchema(), "output")),
+        SessionLiveUrls: {
+          type: "object",
+          required: ["debuggerUrl", "debuggerFullscreenUrl", "wsUrl", "pages"],
+          properties: {
+            debuggerUrl: { type: "string" },
+            debuggerFullscreenUrl: { type: "string" },
+            wsUrl: { type: "string" },
+            pages: {
+              type: "array",
+              items: {
+                type: "object",
+                required: ["id", "url", "title", "debuggerUrl", "debuggerFullscreenUrl"],
+                properties: {
+                  id: { type: "string" },
+                  url: { type: "string" },
+                  title: { type: "string" },
+                  faviconUrl: { type: "string" },
+                  debuggerUrl: { type: "string" },
+                  debuggerFullscreenUrl: { type: "string" },
+                },
+              },
+            },
+          },
+        },
+        Error: withoutDialect(jsonSchema(errorBodySchema(), "output")),
+      },
+    },
+  };
+}

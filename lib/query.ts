@@ -72,7 +72,8 @@ export function parseMetadataQuery(q: string): MetadataClause[] {
     if (clauses.length > MAX_CLAUSES) fail(`more than ${MAX_CLAUSES} clauses`);
     skipSpace();
     if (i >= q.length) return clauses;
-    const and = /^AND\s/i.exec(q.slice(i));
+    // A trailing AND reaches the clause check below, which says a clause is missing.
+    const and = /^AND(\s|$)/i.exec(q.slice(i));
     if (!and) fail("expected AND between clauses");
     i += 3;
   }

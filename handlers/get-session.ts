@@ -1,12 +1,14 @@
 import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
-import { toSessionView } from "../lib/session";
-import { authenticateKey, getSessionRecord, type SessionDeps } from "../lib/sessions";
+import { authenticateKey, getSessionRecord, retrievableSession, type SessionDeps } from "../lib/sessions";
 
-/** `GET /v1/sessions/{id}`: one session of the caller's project (never its signingKey). */
+/**
+ * `GET /v1/sessions/{id}`: one session of the caller's project; a running one with its
+ * connectUrl (fresh token) for reconnecting, never the bare signingKey field.
+ */
 export function getSessionHandler(deps: SessionDeps): HttpHandler {
   return withErrorHandling(deps.logger, async (event) => {
     const principal = await authenticateKey(apiKeyFrom(event), deps);
     const record = await getSessionRecord(principal, event.pathParameters?.id ?? "", deps);
-    return json(200, toSessionView(record, deps.now()));
+    return json(200, await retrievableSession(record, deps));
   });
 }

@@ -233,6 +233,21 @@ export async function getSessionRecord(
   return record;
 }
 
+/**
+ * The Session as retrieve returns it: a RUNNING session also carries `connectUrl` and
+ * `seleniumRemoteUrl` (with a fresh connect token), so a client can reconnect from its id alone
+ * (Stagehand's reconnect needs this); the bare `signingKey` field is never returned here.
+ */
+export async function retrievableSession(
+  record: SessionRecord,
+  deps: SessionDeps,
+): Promise<SessionView & { connectUrl?: string; seleniumRemoteUrl?: string }> {
+  const now = deps.now();
+  if (effectiveStatus(record, now) !== "RUNNING") return toSessionView(record, now);
+  const { signingKey: _token, ...withUrls } = await withConnection(record, await tokenKeys(deps), deps, now);
+  return withUrls;
+}
+
 /** Most sessions one list call returns. */
 export const LIST_PAGE_LIMIT = 100;
 /** Most ids one list call looks at (newest first) to find matches. */
@@ -349,6 +364,8 @@ export async function debugSession(
     wsUrl: `${connectScheme}://${connectHost}/v1/sessions/${record.id}/debug?signingKey=${token}`,
     pages: pages.map((page) => ({
       ...page,
+      // The SDK's Page type has faviconUrl as a required string.
+      faviconUrl: page.faviconUrl ?? "",
       debuggerUrl: `${base}&pageId=${encodeURIComponent(page.id)}`,
       debuggerFullscreenUrl: `${base}&pageId=${encodeURIComponent(page.id)}&fullscreen=true`,
     })),

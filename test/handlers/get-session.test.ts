@@ -1,3 +1,4 @@
+import { verifySessionToken } from "../../lib/tokens";
 import { randomUUID } from "node:crypto";
 import { expect } from "chai";
 import { createSessionHandler } from "../../handlers/create-session";
@@ -58,7 +59,7 @@ describe("GET /v1/sessions/{id}", () => {
   /** A get handler whose clock runs `ms` ahead of the real one. */
   const getLater = (ms: number) => getSessionHandler({ ...world.runtime, now: () => Date.now() + ms });
 
-  it("returns the Session with every field, ISO timestamps and no signingKey or connect URLs", async () => {
+  it("returns the Session with every field, ISO timestamps, a fresh connectUrl and no signingKey field", async () => {
     const project = uniqueProject();
     const key = world.addKey(project);
     const created = await createSession(key, {
@@ -73,7 +74,9 @@ describe("GET /v1/sessions/{id}", () => {
     expect(res.statusCode, res.body).to.equal(200);
     expect(res.headers["content-type"]).to.match(/^application\/json/);
     const body = JSON.parse(res.body);
-    expect(Object.keys(body).sort()).to.deep.equal([...SESSION_FIELDS, "contextId", "userMetadata"].sort());
+    expect(Object.keys(body).sort()).to.deep.equal(
+      [...SESSION_FIELDS, "contextId", "userMetadata", "connectUrl", "seleniumRemoteUrl"].sort(),
+    );
     expect(body).to.include({
       id: created.id,
       projectId: project,
@@ -95,14 +98,28 @@ describe("GET /v1/sessions/{id}", () => {
     expect(body).to.not.have.property("endedAt");
     expect(res.body).to.not.include(created.signingKey);
     expect(res.body).to.not.include("hunter2-secret");
-    expect(res.body).to.not.match(/signingKey|connectUrl|seleniumRemoteUrl|principalId|proxies/);
+    expect(body).to.not.have.property("signingKey");
+    expect(res.body).to.not.match(/principalId|proxies/);
+    // A running session can be reconnected from its id alone: the URL carries a fresh connect token.
+    const token = new URL(body.connectUrl).searchParams.get("signingKey")!;
+    expect(body.connectUrl).to.equal(
+      `wss://connect.test.example/v1/sessions/${created.id}/connect?signingKey=${token}`,
+    );
+    const claims = await verifySessionToken(token, world.tokenKeys, {
+      issuer: "wallcrawler-api",
+      audience: "wallcrawler-proxy",
+      sessionId: created.id,
+    });
+    expect(claims.expiresAt).to.equal(Math.ceil(Date.parse(created.expiresAt) / 1000));
   });
 
   it("omits contextId and userMetadata for a session created without them", async () => {
     const key = world.addKey(uniqueProject());
     const created = await createSession(key);
     const body = JSON.parse((await retrieve(key, created.id)).body);
-    expect(Object.keys(body).sort()).to.deep.equal(SESSION_FIELDS);
+    expect(Object.keys(body).sort()).to.deep.equal(
+      [...SESSION_FIELDS, "connectUrl", "seleniumRemoteUrl"].sort(),
+    );
   });
 
   it("finds the session by its id written in upper case", async () => {
@@ -124,6 +141,8 @@ describe("GET /v1/sessions/{id}", () => {
     expect(body.status).to.equal("TIMED_OUT");
     expect(body.endedAt).to.equal(created.expiresAt);
     expect(body.updatedAt).to.equal(created.expiresAt);
+    // An ended session offers nothing to connect to.
+    expect(body).to.not.have.property("connectUrl");
 
     // Derived on read: nothing was written, and at the real time the session still runs.
     const stored = await world.runtime.store.get(project, created.id);

@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   createdSessionSchema,
   createSessionBodySchema,
+  retrievedSessionSchema,
   errorBodySchema,
   sessionSchema,
   updateSessionBodySchema,
@@ -121,12 +122,12 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       "/v1/sessions/{id}": {
         get: {
           operationId: "getSession",
-          summary: "Retrieve a session",
+          summary: "Retrieve a session (a running one with a connectUrl to reconnect)",
           parameters: [sessionId],
           responses: {
             "200": {
               description: "The session",
-              content: { "application/json": { schema: { $ref: "#/components/schemas/Session" } } },
+              content: { "application/json": { schema: { $ref: "#/components/schemas/RetrievedSession" } } },
             },
             ...common,
             "404": errorResponse("No such session in this project"),
@@ -185,6 +186,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         CreateSessionRequest: withoutDialect(jsonSchema(createSessionBodySchema(), "input")),
         UpdateSessionRequest: withoutDialect(jsonSchema(updateSessionBodySchema(), "input")),
         Session: withoutDialect(jsonSchema(sessionSchema(), "output")),
+        RetrievedSession: withoutDialect(jsonSchema(retrievedSessionSchema(), "output")),
         CreatedSession: withoutDialect(jsonSchema(createdSessionSchema(), "output")),
         SessionLiveUrls: {
           type: "object",

@@ -108,7 +108,9 @@ export function createSessionBodySchema() {
       .optional()
       .describe("Arbitrary JSON object, returned as given and searchable with the list route's q."),
     proxies: z
-      .union([z.boolean(), z.array(proxyEntrySchema()).max(20, "must have at most 20 entries")])
+      .union([z.boolean(), z.array(proxyEntrySchema()).max(20, "must have at most 20 entries")], {
+        error: "must be true or a list of proxy entries",
+      })
       .optional(),
     proxySettings: z.looseObject({}).optional(),
     browserSettings: browserSettingsSchema().optional(),
@@ -160,6 +162,14 @@ export function createdSessionSchema() {
   });
 }
 
+/** What retrieve returns: the Session, plus connect URLs (fresh token) while it is running. */
+export function retrievedSessionSchema() {
+  return sessionSchema().extend({
+    connectUrl: z.string().optional().describe("Present while the session is RUNNING"),
+    seleniumRemoteUrl: z.string().optional(),
+  });
+}
+
 export function errorBodySchema() {
   return z.object({ statusCode: z.number().int(), error: z.string(), message: z.string() });
 }
@@ -174,12 +184,27 @@ export function parseOrBadRequest<T>(schema: z.ZodType<T>, value: unknown): T {
 /** `timeout: must be ...; browserSettings.viewport.width: ...` (at most three issues). */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues
+    .flatMap(unionBranchIssues)
     .slice(0, 3)
     .map((issue) => {
       const path = issue.path.map(String).join(".");
       return path ? `${path}: ${issue.message}` : issue.message;
     })
     .join("; ");
+}
+
+/**
+ * A union issue says only "Invalid input". When exactly one branch failed below the value itself
+ * (the value had that branch's shape, e.g. an array of proxies with a bad entry), its issues name
+ * the field that is wrong, so report those instead.
+ */
+function unionBranchIssues(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== "invalid_union") return [issue];
+  const deeper = issue.errors.filter(
+    (branch) => branch.length > 0 && branch.every((inner) => inner.path.length > 0),
+  );
+  if (deeper.length !== 1) return [issue];
+  return deeper[0].flatMap((inner) => unionBranchIssues({ ...inner, path: [...issue.path, ...inner.path] }));
 }
 
 /** JSON nesting allowed in a request body; deeper documents are refused before anything walks them. */

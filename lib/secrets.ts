@@ -25,8 +25,11 @@ export class SecretsManagerSource implements SecretSource {
 
   async fetch(ref: string): Promise<string> {
     this.client ??= new SecretsManagerClient({
+      // Two short attempts keep a cold container's 503 near one second when the service is down
+      // (GetSecretValue normally answers in tens of milliseconds).
       maxAttempts: 2,
-      requestHandler: { connectionTimeout: 500, requestTimeout: 1000 },
+      // Without throwOnRequestTimeout the SDK only logs a warning and a hung request waits forever.
+      requestHandler: { connectionTimeout: 300, requestTimeout: 400, throwOnRequestTimeout: true },
     });
     const out = await this.client.send(new GetSecretValueCommand({ SecretId: ref }));
     if (typeof out.SecretString === "string") return out.SecretString;

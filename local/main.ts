@@ -1,6 +1,7 @@
 /**
- * `npm start`: the local stack on http://127.0.0.1:$PORT (default 3000).
- * Ctrl-C stops the server and the Redis it started.
+ * `npm start`: the local stack on http://127.0.0.1:$PORT (default 3000), with the connect server
+ * (one headless Chromium per connected session) on ALB_DNS_NAME (default 127.0.0.1:9222).
+ * Ctrl-C stops the server, every session's browser and the Redis it started.
  */
 import { startLocalStack } from "./stack";
 
@@ -19,11 +20,21 @@ async function main(): Promise<void> {
     }
     process.exit(1);
   }
+  const connect = stack.connect;
+  let connectLine = `${stack.runtime.config.connectScheme}://${stack.runtime.config.connectHost}`;
+  if (!connect) connectLine += " (connect server not started)";
+  else if (connect.browserAvailable) connectLine += ` (browser: ${connect.browserPath})`;
+  else {
+    connectLine +=
+      ` (no browser: ${connect.browserPath} is missing)\n` +
+      "           Connecting to a session needs Chromium: sudo apt-get install -y chromium" +
+      " (or set CHROMIUM_PATH to a Chromium/Chrome binary). The API works without it.";
+  }
   const lines = [
     `WallCrawler API (local) listening on ${stack.url}`,
     `  Redis:   ${stack.redis ? `redis-server started on ${stack.redisUrl} (data in ${stack.home}/redis)` : stack.redisUrl}`,
     `  Secrets: ${stack.secretsFile}`,
-    `  Connect: ${stack.runtime.config.connectScheme}://${stack.runtime.config.connectHost}`,
+    `  Connect: ${connectLine}`,
   ];
   if (stack.firstApiKey) {
     lines.push(
@@ -33,6 +44,7 @@ async function main(): Promise<void> {
       "",
       "Create a session:",
       `  curl -s -X POST ${stack.url}/v1/sessions -H 'X-BB-API-Key: ${stack.firstApiKey}' -H 'Content-Type: application/json' -d '{"timeout": 300}'`,
+      "then connect Playwright to its connectUrl: chromium.connectOverCDP(connectUrl)",
     );
   } else {
     lines.push("", "Mint another API key with: npm run keys -- create --project local");

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import type { AddressInfo } from "node:net";
 import { createRuntime, type Runtime } from "../lib/runtime";
 import type { Logger } from "../lib/logger";
+import { ConnectServer } from "./connect/server";
 import { startRedisServer, type RedisServer } from "./redis-server";
 import { ensureSecretsFile, secretsPath } from "./secrets-file";
 import { createLocalServer, type ExtraRoutes } from "./server";
@@ -18,6 +19,26 @@ export interface LocalStackOptions {
   env?: Record<string, string>;
   logger?: Logger;
   extra?: ExtraRoutes;
+  /**
+   * Port of the local connect server (the Proxy stand-in); 0 picks a free one. Default: the port
+   * of ALB_DNS_NAME (default 127.0.0.1:9222). Sessions' connectUrls name the port it got.
+   */
+  connectPort?: number;
+  /** Start the connect server (default true). Without it, connectUrls point at nothing. */
+  connect?: boolean;
+  /** Browser binary for the connect server; default CHROMIUM_PATH or /usr/bin/chromium. */
+  chromiumPath?: string;
+}
+
+/** Host and port to listen on for a connect host such as `127.0.0.1:9222` or `[::1]:9222`. */
+export function parseConnectHost(connectHost: string, scheme: string): { host: string; port: number } {
+  const url = new URL(`${scheme === "wss" ? "https" : "http"}://${connectHost}`);
+  const port = url.port ? Number(url.port) : scheme === "wss" ? 443 : 80;
+  return { host: url.hostname.replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 export interface LocalStack {
@@ -31,12 +52,17 @@ export interface LocalStack {
   runtime: Runtime;
   server: Server;
   redis?: RedisServer;
+  /** The local connect server (Proxy and browser stand-in), unless started with `connect: false`. */
+  connect?: ConnectServer;
+  /** Stops the API, every session's browser, the connect server and the Redis it started. */
   stop(): Promise<void>;
 }
 
 /**
  * Starts the local stack: secrets file (created on first run), Redis (REDIS_URL, or a
- * redis-server child on a free port), and the HTTP server running the Lambda handlers.
+ * redis-server child on a free port), the connect server on the connect host (a stand-in for the
+ * Proxy that runs one headless Chromium per connected session), and the HTTP server running the
+ * Lambda handlers.
  */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const home = resolve(options.home ?? process.env.WALLCRAWLER_HOME ?? ".wallcrawler");
@@ -45,18 +71,56 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
   const redisUrl = options.redisUrl ?? process.env.REDIS_URL;
   const redis = redisUrl ? undefined : await startRedisServer({ dir: resolve(home, "redis") });
+  const connectScheme = options.env?.CONNECT_SCHEME ?? process.env.CONNECT_SCHEME ?? "ws";
+  let connectHost = options.env?.ALB_DNS_NAME ?? process.env.ALB_DNS_NAME ?? "127.0.0.1:9222";
+  let connect: ConnectServer | undefined;
+  const cleanup = async () => {
+    await connect?.close();
+    await redis?.stop();
+  };
+  if (options.connect !== false) {
+    connect = new ConnectServer({ chromiumPath: options.chromiumPath });
+    try {
+      const target = parseConnectHost(connectHost, connectScheme);
+      const address = await connect.listen(options.connectPort ?? target.port, target.host);
+      connectHost = `${hostForUrl(target.host)}:${address.port}`;
+    } catch (error) {
+      connect = undefined;
+      await cleanup();
+      if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
+        throw new Error(
+          `the connect host ${connectHost} is in use: stop what holds it or set ALB_DNS_NAME to another ` +
+            "host:port, e.g. ALB_DNS_NAME=127.0.0.1:9223 npm start",
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
   const env: Record<string, string | undefined> = {
     ...process.env,
     REDIS_ENDPOINT: redisUrl ?? redis!.url,
     JWE_SECRET_ARN: `file:${secretsFile}#tokenKeys`,
     API_KEYS_SECRET_ARN: `file:${secretsFile}#apiKeys`,
-    ALB_DNS_NAME: process.env.ALB_DNS_NAME ?? "127.0.0.1:9222",
-    CONNECT_SCHEME: process.env.CONNECT_SCHEME ?? "ws",
+    CONNECT_SCHEME: connectScheme,
     // Keys added with `npm run keys` take effect within a second.
     SECRETS_CACHE_TTL_SECONDS: "1",
     ...options.env,
+    ALB_DNS_NAME: connectHost,
   };
-  const runtime = createRuntime({ env, logger: options.logger });
+  let runtime: Runtime | undefined;
+  try {
+    runtime = createRuntime({ env, logger: options.logger });
+    if (connect) {
+      await connect.start(runtime);
+      // The debug route lists a local session's pages from its browser.
+      runtime.pages = connect.pages;
+    }
+  } catch (error) {
+    await cleanup();
+    await runtime?.close();
+    throw error;
+  }
   const server = createLocalServer(runtime, { extra: options.extra });
   const port = options.port ?? Number(process.env.PORT ?? 3000);
   try {
@@ -65,8 +129,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       server.listen(port, "127.0.0.1", () => resolveListen());
     });
   } catch (error) {
+    await cleanup();
     await runtime.close();
-    await redis?.stop();
     throw error;
   }
   const actualPort = (server.address() as AddressInfo).port;
@@ -80,9 +144,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     runtime,
     server,
     redis,
+    connect,
     stop: async () => {
       await new Promise<void>((done) => server.close(() => done()));
       server.closeAllConnections?.();
+      await connect?.close();
       await runtime.close();
       await redis?.stop();
     },

@@ -1,0 +1,243 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants as fsConstants, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Where Debian's `chromium` package puts its launcher. */
+export const DEFAULT_CHROMIUM_PATH = "/usr/bin/chromium";
+
+/** What to tell a user who has no browser. */
+export function chromiumInstallHint(path: string): string {
+  return (
+    `connecting to a session needs Chromium, and ${path} is not an executable file. ` +
+    "Install it (Debian/Ubuntu: `sudo apt-get install -y chromium`) or set CHROMIUM_PATH to a Chromium or Chrome binary."
+  );
+}
+
+/** The browser binary: CHROMIUM_PATH, else Debian's default path. */
+export function chromiumPath(env: Record<string, string | undefined> = process.env): string {
+  return env.CHROMIUM_PATH?.trim() || DEFAULT_CHROMIUM_PATH;
+}
+
+/** True when `path` is an executable file. */
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The command line of a session's browser. Headless, no first-run UI, nothing that phones home
+ * (background networking, component updates, sync), and DevTools on a port the OS picks.
+ */
+export function chromiumArgs(profileDir: string): string[] {
+  return [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    `--user-data-dir=${profileDir}`,
+    "--remote-debugging-port=0",
+    "about:blank",
+  ];
+}
+
+/** One entry of the DevTools HTTP target list (`/json/list`). */
+export interface DevToolsTarget {
+  id: string;
+  type: string;
+  url: string;
+  title: string;
+  faviconUrl?: string;
+  webSocketDebuggerUrl?: string;
+}
+
+export interface BrowserExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** True when `close()` asked for it; false for a crash or an outside kill. */
+  requested: boolean;
+  /** The last lines the browser wrote to stderr (for the log when it crashed). */
+  stderrTail: string;
+}
+
+/** A running headless Chromium with its own profile folder. */
+export interface ChromiumProcess {
+  pid: number;
+  profileDir: string;
+  /** The browser-level CDP endpoint, `ws://127.0.0.1:<port>/devtools/browser/<id>`. */
+  wsEndpoint: string;
+  /** `http://127.0.0.1:<port>`, where `/json/list` is served. */
+  httpEndpoint: string;
+  /** Settles when the browser process has exited (for whatever reason). */
+  exited: Promise<BrowserExit>;
+  /** The browser's page targets. */
+  listTargets(timeoutMs?: number): Promise<DevToolsTarget[]>;
+  /**
+   * Ends the browser and every helper process it started, then removes the profile folder. The
+   * profile is thrown away, so by default nothing is flushed: the process group gets SIGKILL at
+   * once; with `graceMs` > 0 it gets SIGTERM first. Safe to call more than once.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface LaunchOptions {
+  executablePath: string;
+  /** Folder under which the profile folder is made; default the OS temp folder. */
+  profileParent?: string;
+  /** How long to wait for the DevTools endpoint; default 20 s. */
+  timeoutMs?: number;
+  /** Extra command-line switches (tests). */
+  extraArgs?: string[];
+}
+
+const DEVTOOLS_LINE = /DevTools listening on (ws:\/\/\S+)/;
+const STDERR_TAIL_BYTES = 4096;
+
+function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+}
+
+/** Reads the endpoint from the `DevToolsActivePort` file (port, then browser path), if written yet. */
+function readActivePort(profileDir: string): string | undefined {
+  try {
+    const [port, path] = readFileSync(join(profileDir, "DevToolsActivePort"), "utf8").split("\n");
+    if (/^\d+$/.test(port) && path?.startsWith("/devtools/browser/")) return `ws://127.0.0.1:${port}${path}`;
+  } catch {
+    // Not written yet.
+  }
+  return undefined;
+}
+
+/**
+ * Starts one headless Chromium in a fresh profile folder and resolves once its DevTools endpoint
+ * is known (from the "DevTools listening on" line on stderr, or the `DevToolsActivePort` file).
+ * The browser leads its own process group, so `close()` also ends its renderers and helpers.
+ * Rejects (and cleans up) when the binary is missing, the browser exits early, or it is not
+ * ready within the timeout.
+ */
+export async function launchChromium(options: LaunchOptions): Promise<ChromiumProcess> {
+  if (!isExecutable(options.executablePath)) throw new Error(chromiumInstallHint(options.executablePath));
+  const profileDir = mkdtempSync(join(options.profileParent ?? tmpdir(), "wc-chromium-"));
+  const child: ChildProcess = spawn(
+    options.executablePath,
+    [...chromiumArgs(profileDir), ...(options.extraArgs ?? [])],
+    {
+      detached: true,
+      stdio: ["ignore", "ignore", "pipe"],
+      // Crash reports and config land inside the profile folder, which is removed with the session.
+      env: {
+        ...process.env,
+        XDG_CONFIG_HOME: join(profileDir, ".config"),
+        XDG_CACHE_HOME: join(profileDir, ".cache"),
+      },
+    },
+  );
+
+  let stderrTail = "";
+  let closeRequested = false;
+  const exited = new Promise<BrowserExit>((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal, requested: closeRequested, stderrTail }));
+  });
+
+  try {
+    const wsEndpoint = await new Promise<string>((resolve, reject) => {
+      let settled = false;
+      const finish = (error: Error | undefined, endpoint?: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        clearInterval(poll);
+        if (error) reject(error);
+        else resolve(endpoint!);
+      };
+      const timeoutMs = options.timeoutMs ?? 20_000;
+      const timer = setTimeout(
+        () => finish(new Error(`Chromium did not open its DevTools endpoint within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const poll = setInterval(() => {
+        const endpoint = readActivePort(profileDir);
+        if (endpoint) finish(undefined, endpoint);
+      }, 100);
+      child.stderr!.setEncoding("utf8");
+      child.stderr!.on("data", (chunk: string) => {
+        stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
+        const match = DEVTOOLS_LINE.exec(stderrTail);
+        if (match) finish(undefined, match[1]);
+      });
+      child.once("error", (error) => finish(new Error(`could not start Chromium: ${error.message}`)));
+      void exited.then(({ code, signal }) =>
+        finish(
+          new Error(
+            `Chromium exited before it was ready (${signal ?? `code ${code}`}): ${stderrTail.trim().split("\n").slice(-3).join(" | ")}`,
+          ),
+        ),
+      );
+    });
+
+    const httpEndpoint = `http://${new URL(wsEndpoint).host}`;
+    let closing: Promise<void> | undefined;
+    return {
+      pid: child.pid!,
+      profileDir,
+      wsEndpoint,
+      httpEndpoint,
+      exited,
+      async listTargets(timeoutMs = 2000) {
+        const response = await fetch(`${httpEndpoint}/json/list`, { signal: AbortSignal.timeout(timeoutMs) });
+        if (!response.ok) throw new Error(`DevTools target list answered ${response.status}`);
+        return (await response.json()) as DevToolsTarget[];
+      },
+      close(graceMs = 0) {
+        closing ??= (async () => {
+          closeRequested = true;
+          await stopGroup(child, exited, graceMs);
+          removeDir(profileDir);
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    closeRequested = true;
+    await stopGroup(child, exited, 0);
+    removeDir(profileDir);
+    throw error;
+  }
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is already gone; fall back to the leader alone.
+    try {
+      child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  }
+}
+
+/** SIGTERM (or, with no grace, SIGKILL) to the browser's process group, SIGKILL after `graceMs`; resolves once the browser has exited. */
+async function stopGroup(child: ChildProcess, exited: Promise<BrowserExit>, graceMs: number): Promise<void> {
+  if (child.pid === undefined) return;
+  const running = child.exitCode === null && child.signalCode === null;
+  if (running) {
+    signalGroup(child, graceMs > 0 ? "SIGTERM" : "SIGKILL");
+    const timer = setTimeout(() => signalGroup(child, "SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+  // Helpers that outlived the browser (renderers, zygotes) share its group.
+  signalGroup(child, "SIGKILL");
+}

@@ -1,0 +1,582 @@
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { Cluster } from "ioredis";
+import { WebSocket, WebSocketServer, type RawData } from "ws";
+import type { RuntimeConfig } from "../../lib/config";
+import { describeCause } from "../../lib/http";
+import type { Logger } from "../../lib/logger";
+import type { RedisClient } from "../../lib/redis";
+import type { SecretCache } from "../../lib/secrets";
+import { effectiveStatus, type SessionRecord } from "../../lib/session";
+import type { PageInfo, PageLister } from "../../lib/sessions";
+import { SESSION_EVENTS_CHANNEL, type SessionStore } from "../../lib/store";
+import {
+  parseTokenKeySet,
+  verifySessionToken,
+  type SessionTokenClaims,
+  type TokenError,
+} from "../../lib/tokens";
+import {
+  chromiumInstallHint,
+  chromiumPath,
+  isExecutable,
+  launchChromium,
+  type ChromiumProcess,
+} from "./browser";
+
+/** What the connect server needs from the local runtime (the `Runtime` satisfies it). */
+export interface ConnectDeps {
+  config: RuntimeConfig;
+  store: SessionStore;
+  secrets: SecretCache;
+  logger: Logger;
+  /** Epoch milliseconds. */
+  now: () => number;
+  redis(): Promise<RedisClient>;
+}
+
+export interface ConnectServerOptions {
+  /** Browser binary; default CHROMIUM_PATH or /usr/bin/chromium. */
+  chromiumPath?: string;
+  /** Folder for the per-session profile folders; default the OS temp folder. */
+  profileParent?: string;
+  /** How long a browser may take to open its DevTools endpoint, in milliseconds. */
+  launchTimeoutMs?: number;
+}
+
+/** A browser this server started (kept for the whole run, so tests and benchmarks can check it ended). */
+export interface LaunchedBrowser {
+  sessionId: string;
+  pid: number;
+  profileDir: string;
+}
+
+/** WebSocket close codes and reasons a client sees when the server ends its session. */
+export const CLOSE = {
+  released: { code: 1000, reason: "session released" },
+  timedOut: { code: 1000, reason: "session timed out" },
+  failed: { code: 1011, reason: "session failed: the browser exited" },
+  ended: { code: 1000, reason: "session ended" },
+  shutdown: { code: 1001, reason: "connect server shutting down" },
+  browserGone: { code: 1011, reason: "browser connection closed" },
+} as const;
+
+/** CDP messages can carry whole screenshots and page contents. */
+const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+/** A client that does not answer our close frame is cut off after this long. */
+const CLOSE_HANDSHAKE_MS = 1000;
+/** How long a closed browser socket waits for the browser's exit before it is reported as a lost connection. */
+const UPSTREAM_EXIT_WAIT_MS = 1000;
+const CONNECT_PATH = /^\/v1\/sessions\/([^/]+)\/connect\/?$/;
+
+/** A refusal of a WebSocket upgrade: an HTTP status and a message that says what to fix. */
+class Refusal extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "Refusal";
+  }
+}
+
+interface Relay {
+  client: WebSocket;
+  upstream: WebSocket;
+}
+
+interface LocalSession {
+  id: string;
+  projectId: string;
+  browser: Promise<ChromiumProcess>;
+  relays: Set<Relay>;
+  timer?: NodeJS.Timeout;
+  ending?: Promise<void>;
+}
+
+/**
+ * The local stand-in for the Proxy and its Containers: a WebSocket server on the connect host
+ * that checks a session's token and record exactly as the Proxy must, runs one headless Chromium
+ * per live session and relays CDP frames between the client and that browser. Sessions end when
+ * released (an event on `wc:session-events`), at `expiresAt`, or when their browser dies (the
+ * session is then marked ERROR).
+ */
+export class ConnectServer {
+  readonly server: Server;
+  /** Every browser started during this server's life, in order. */
+  readonly launched: LaunchedBrowser[] = [];
+  /** Pages of a live local session (for the API's debug route); empty when it has no browser. */
+  readonly pages: PageLister;
+
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, LocalSession>();
+  private readonly executablePath: string;
+  private deps: ConnectDeps | undefined;
+  private subscriber: RedisClient | undefined;
+  private closing = false;
+
+  constructor(private readonly options: ConnectServerOptions = {}) {
+    this.executablePath = options.chromiumPath ?? chromiumPath();
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+    this.server = createServer((req, res) => this.onRequest(req, res));
+    this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.onUpgrade(req, socket, head);
+    });
+    this.pages = (projectId, sessionId) => this.listPages(projectId, sessionId);
+  }
+
+  /** True when the configured browser binary exists and is executable. */
+  get browserAvailable(): boolean {
+    return isExecutable(this.executablePath);
+  }
+
+  get browserPath(): string {
+    return this.executablePath;
+  }
+
+  /** What to tell a user when `browserAvailable` is false. */
+  get installHint(): string {
+    return chromiumInstallHint(this.executablePath);
+  }
+
+  /** Listens on `host:port` (port 0 picks a free one). Upgrades are refused with 503 until `start`. */
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Starts serving: subscribes to session events on a connection of its own. */
+  async start(deps: ConnectDeps): Promise<void> {
+    const main = await deps.redis();
+    // A connection in subscriber mode can run no other command: it needs one of its own.
+    const subscriber: RedisClient = main instanceof Cluster ? main.duplicate() : main.duplicate();
+    subscriber.on("error", () => undefined); // the main client already logs Redis outages
+    subscriber.on("message", (_channel: string, message: string) => this.onEvent(message));
+    let ready = 0;
+    subscriber.on("ready", () => {
+      // After a reconnect, catch up on whatever was released while the subscription was down.
+      if (++ready > 1) void this.reconcile();
+    });
+    await subscriber.subscribe(SESSION_EVENTS_CHANNEL);
+    this.subscriber = subscriber;
+    this.deps = deps;
+  }
+
+  /** The browser of a live local session, if one is running (tests and benchmarks). */
+  async browserOf(sessionId: string): Promise<ChromiumProcess | undefined> {
+    const session = this.sessions.get(sessionId);
+    return session ? session.browser.catch(() => undefined) : undefined;
+  }
+
+  /** Ids of the sessions that have a browser here now. */
+  liveSessionIds(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** Ends every session's browser (clients get a 1001 close frame), stops listening and unsubscribes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all([...this.sessions.values()].map((session) => this.endSession(session, CLOSE.shutdown)));
+    this.server.closeAllConnections();
+    this.subscriber?.disconnect();
+    this.subscriber = undefined;
+    await closed;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const refusal = CONNECT_PATH.test(path)
+      ? new Refusal(
+          426,
+          "this endpoint speaks WebSocket: connect with a CDP client (e.g. Playwright connectOverCDP)",
+        )
+      : new Refusal(404, "no such endpoint: connect to /v1/sessions/<id>/connect?signingKey=<token>");
+    const body = JSON.stringify({
+      statusCode: refusal.statusCode,
+      error: STATUS_CODES[refusal.statusCode],
+      message: refusal.message,
+    });
+    res.writeHead(refusal.statusCode, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(body),
+    });
+    res.end(body);
+  }
+
+  private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on("error", () => undefined);
+    let sessionId: string | undefined;
+    try {
+      const url = new URL(req.url ?? "/", "http://localhost");
+      const match = CONNECT_PATH.exec(url.pathname);
+      if (!match)
+        throw new Refusal(404, "no such endpoint: connect to /v1/sessions/<id>/connect?signingKey=<token>");
+      try {
+        sessionId = decodeURIComponent(match[1]);
+      } catch {
+        throw new Refusal(404, "no such session: the session id in the path is not valid");
+      }
+      const token = url.searchParams.get("signingKey");
+      if (!token)
+        throw new Refusal(401, "signingKey is missing: connect with the connectUrl the API returned");
+      const deps = this.deps;
+      if (!deps || this.closing)
+        throw new Refusal(503, "the connect server is not serving right now; retry shortly");
+
+      const { claims, expired } = await this.verify(token, sessionId, deps);
+      const record = await deps.store.get(claims.projectId, sessionId);
+      if (!record || record.projectId !== claims.projectId)
+        throw new Refusal(404, `session ${sessionId} not found`);
+      const status = effectiveStatus(record, deps.now());
+      if (status !== "RUNNING") throw new Refusal(410, endedMessage(record, status));
+      if (expired) throw new Refusal(401, "signingKey was refused: token has expired");
+      if (!this.browserAvailable) throw new Refusal(503, this.installHint);
+
+      const session = this.sessionFor(record, deps);
+      let browser: ChromiumProcess;
+      try {
+        browser = await session.browser;
+      } catch (error) {
+        throw new Refusal(503, `could not start a browser for this session: ${(error as Error).message}`);
+      }
+      const upstream = await openUpstream(browser.wsEndpoint);
+      // A release may have landed while the browser started, before this session was registered.
+      const now = await deps.store.get(record.projectId, record.id);
+      const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
+      if (session.ending || nowStatus !== "RUNNING") {
+        upstream.socket.terminate();
+        if (!session.ending)
+          void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
+        throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
+      }
+      if (socket.destroyed) {
+        upstream.socket.terminate();
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (client) => this.relay(session, browser, client, upstream));
+    } catch (error) {
+      const refusal =
+        error instanceof Refusal
+          ? error
+          : new Refusal(
+              isDependencyError(error) ? 503 : 500,
+              isDependencyError(error)
+                ? "a dependency of the connect server is unavailable; retry shortly"
+                : "the connect server failed; see its log",
+            );
+      if (refusal.statusCode >= 500) {
+        this.deps?.logger.error("connect upgrade failed", {
+          sessionId,
+          statusCode: refusal.statusCode,
+          cause: describeCause(error),
+        });
+      } else {
+        this.deps?.logger.info("connect refused", {
+          sessionId,
+          statusCode: refusal.statusCode,
+          reason: refusal.message,
+        });
+      }
+      refuse(socket, refusal);
+    }
+  }
+
+  /**
+   * Checks the token with the Proxy's verifier. A token that is genuine but past its expiry is
+   * reported as expired (so an ended session can be answered with 410, not a bare 401).
+   */
+  private async verify(
+    token: string,
+    sessionId: string,
+    deps: ConnectDeps,
+  ): Promise<{ claims: SessionTokenClaims; expired: boolean }> {
+    const keySet = await deps.secrets.getParsed(deps.config.tokenKeysSecretRef, parseTokenKeySet);
+    const options = {
+      issuer: deps.config.tokenIssuer,
+      audience: deps.config.tokenAudience,
+      sessionId,
+      now: Math.floor(deps.now() / 1000),
+    };
+    try {
+      return { claims: await verifySessionToken(token, keySet, options), expired: false };
+    } catch (error) {
+      const reason = (error as TokenError).reason;
+      if (reason === undefined) throw error;
+      if (reason === "expired") {
+        try {
+          const claims = await verifySessionToken(token, keySet, {
+            ...options,
+            clockToleranceSeconds: deps.config.retentionSeconds,
+          });
+          return { claims, expired: true };
+        } catch {
+          // Fall through to the plain refusal.
+        }
+      }
+      throw new Refusal(401, `signingKey was refused: ${(error as Error).message}`);
+    }
+  }
+
+  /** The session's entry, made (and its browser launched) on the first connect; reused after. */
+  private sessionFor(record: SessionRecord, deps: ConnectDeps): LocalSession {
+    const existing = this.sessions.get(record.id);
+    if (existing && !existing.ending) return existing;
+    const session: LocalSession = {
+      id: record.id,
+      projectId: record.projectId,
+      relays: new Set(),
+      browser: launchChromium({
+        executablePath: this.executablePath,
+        profileParent: this.options.profileParent,
+        timeoutMs: this.options.launchTimeoutMs,
+      }),
+    };
+    this.sessions.set(record.id, session);
+    session.timer = setTimeout(
+      () => void this.endSession(session, CLOSE.timedOut),
+      Math.max(0, record.expiresAt - deps.now()),
+    );
+    session.timer.unref();
+    session.browser.then(
+      (browser) => {
+        this.launched.push({ sessionId: record.id, pid: browser.pid, profileDir: browser.profileDir });
+        deps.logger.info("browser started", {
+          sessionId: record.id,
+          projectId: record.projectId,
+          pid: browser.pid,
+        });
+        void browser.exited.then((exit) => {
+          if (exit.requested) return;
+          void this.onBrowserCrash(session, deps, exit.signal ?? `code ${exit.code}`, exit.stderrTail);
+        });
+      },
+      (error: Error) => {
+        deps.logger.error("browser failed to start", { sessionId: record.id, message: error.message });
+        // Let the next connect try again.
+        if (this.sessions.get(record.id) === session) this.sessions.delete(record.id);
+        clearTimeout(session.timer);
+      },
+    );
+    return session;
+  }
+
+  private async onBrowserCrash(
+    session: LocalSession,
+    deps: ConnectDeps,
+    how: string,
+    stderrTail: string,
+  ): Promise<void> {
+    if (session.ending) return;
+    deps.logger.error("browser exited unexpectedly; marking the session ERROR", {
+      sessionId: session.id,
+      projectId: session.projectId,
+      exit: how,
+      stderr: stderrTail.split("\n").slice(-5).join("\n"),
+    });
+    const ended = this.endSession(session, CLOSE.failed);
+    try {
+      await deps.store.fail(
+        session.projectId,
+        session.id,
+        `browser exited unexpectedly (${how})`,
+        deps.now(),
+      );
+    } catch (error) {
+      deps.logger.error("could not mark the session ERROR", {
+        sessionId: session.id,
+        cause: describeCause(error),
+      });
+    }
+    await ended;
+  }
+
+  private relay(session: LocalSession, browser: ChromiumProcess, client: WebSocket, opened: Upstream): void {
+    const upstream = opened.socket;
+    const relay: Relay = { client, upstream };
+    session.relays.add(relay);
+    upstream.off("message", opened.keep);
+    for (const [data, isBinary] of opened.early) client.send(data, { binary: isBinary });
+    client.on("message", (data, isBinary) => {
+      if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary });
+    });
+    upstream.on("message", (data, isBinary) => {
+      if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
+    });
+    client.on("error", () => undefined);
+    upstream.on("error", () => undefined);
+    client.on("close", () => {
+      session.relays.delete(relay);
+      upstream.close();
+    });
+    upstream.on("close", () => {
+      // The browser's socket closes a moment before its exit is seen: wait briefly, so a crash
+      // reaches the client as a crash.
+      const settle = new Promise<boolean>((resolve) =>
+        setTimeout(() => resolve(false), UPSTREAM_EXIT_WAIT_MS),
+      );
+      void Promise.race([browser.exited.then(() => true), settle]).then((exited) => {
+        session.relays.delete(relay);
+        // After a requested exit the client already has its close frame and this is a no-op.
+        closeClient(client, exited ? CLOSE.failed : CLOSE.browserGone);
+      });
+    });
+  }
+
+  /** Ends a session here: close frames to its clients, then its browser and profile go. Idempotent. */
+  private endSession(session: LocalSession, close: { code: number; reason: string }): Promise<void> {
+    session.ending ??= (async () => {
+      if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+      clearTimeout(session.timer);
+      for (const { client, upstream } of session.relays) {
+        closeClient(client, close);
+        upstream.terminate();
+      }
+      session.relays.clear();
+      let browser: ChromiumProcess | undefined;
+      try {
+        browser = await session.browser;
+      } catch {
+        return; // it never started
+      }
+      await browser.close();
+      this.deps?.logger.info("browser stopped", {
+        sessionId: session.id,
+        pid: browser.pid,
+        reason: close.reason,
+      });
+    })();
+    return session.ending;
+  }
+
+  private onEvent(message: string): void {
+    let event: { type?: string; sessionId?: string; projectId?: string };
+    try {
+      event = JSON.parse(message);
+    } catch {
+      return;
+    }
+    const session = event.sessionId ? this.sessions.get(event.sessionId) : undefined;
+    if (!session || session.projectId !== event.projectId) return;
+    if (event.type === "released") void this.endSession(session, CLOSE.released);
+    else if (event.type === "error") void this.endSession(session, CLOSE.failed);
+  }
+
+  /** Ends local sessions whose record says they are over (after the event subscription was down). */
+  private async reconcile(): Promise<void> {
+    const deps = this.deps;
+    if (!deps) return;
+    for (const session of [...this.sessions.values()]) {
+      try {
+        const record = await deps.store.get(session.projectId, session.id);
+        const status = record ? effectiveStatus(record, deps.now()) : "COMPLETED";
+        if (status === "COMPLETED") void this.endSession(session, CLOSE.released);
+        else if (status === "TIMED_OUT") void this.endSession(session, CLOSE.timedOut);
+        else if (status === "ERROR") void this.endSession(session, CLOSE.failed);
+      } catch {
+        return; // Redis is down again; the next reconnect retries
+      }
+    }
+  }
+
+  private async listPages(projectId: string, sessionId: string): Promise<PageInfo[]> {
+    const session = this.sessions.get(sessionId);
+    if (!session || session.projectId !== projectId || session.ending) return [];
+    let browser: ChromiumProcess;
+    try {
+      browser = await session.browser;
+    } catch {
+      return [];
+    }
+    let targets;
+    try {
+      targets = await browser.listTargets();
+    } catch (error) {
+      this.deps?.logger.warn("could not list the browser's pages", {
+        sessionId,
+        cause: describeCause(error),
+      });
+      return [];
+    }
+    return targets
+      .filter((target) => target.type === "page")
+      .map((target) => ({
+        id: target.id,
+        url: target.url,
+        title: target.title,
+        faviconUrl: target.faviconUrl ?? "",
+      }));
+  }
+}
+
+function endedMessage(record: SessionRecord, status: string): string {
+  const when = new Date(
+    status === "TIMED_OUT" ? record.expiresAt : (record.endedAt ?? record.updatedAt),
+  ).toISOString();
+  if (status === "TIMED_OUT") return `session ${record.id} timed out at ${when}; create a new session`;
+  if (status === "ERROR") return `session ${record.id} ended with an error at ${when}; create a new session`;
+  return `session ${record.id} was released at ${when}; create a new session`;
+}
+
+function isDependencyError(error: unknown): boolean {
+  return (error as { statusCode?: number } | null)?.statusCode === 503;
+}
+
+/** The browser side of a relay, opened before the client's upgrade completes. */
+interface Upstream {
+  socket: WebSocket;
+  /** Messages that arrived before the client side was wired. */
+  early: [RawData, boolean][];
+  keep: (data: RawData, isBinary: boolean) => void;
+}
+
+/** Opens the relay's browser side; a failure is a 503 on the client's upgrade. */
+function openUpstream(endpoint: string): Promise<Upstream> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(endpoint, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+    const early: [RawData, boolean][] = [];
+    const keep = (data: RawData, isBinary: boolean) => early.push([data, isBinary]);
+    socket.on("message", keep);
+    socket.once("open", () => resolve({ socket, early, keep }));
+    socket.once("error", (error) =>
+      reject(new Refusal(503, `could not reach the session's browser: ${error.message}`)),
+    );
+  });
+}
+
+function closeClient(client: WebSocket, close: { code: number; reason: string }): void {
+  if (client.readyState === WebSocket.OPEN || client.readyState === WebSocket.CONNECTING) {
+    client.close(close.code, close.reason);
+    setTimeout(() => client.terminate(), CLOSE_HANDSHAKE_MS).unref();
+  }
+}
+
+/** Answers a refused upgrade with a plain HTTP response carrying the API's JSON error shape. */
+function refuse(socket: Duplex, refusal: Refusal): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({
+    statusCode: refusal.statusCode,
+    error: STATUS_CODES[refusal.statusCode],
+    message: refusal.message,
+  });
+  socket.end(
+    `HTTP/1.1 ${refusal.statusCode} ${STATUS_CODES[refusal.statusCode]}\r\n` +
+      "Content-Type: application/json\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      "Connection: close\r\n\r\n" +
+      body,
+  );
+}

@@ -1,0 +1,465 @@
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Browserbase from "@browserbasehq/sdk";
+import { expect } from "chai";
+import { chromium } from "playwright-core";
+import { WebSocket } from "ws";
+import { generateApiKey } from "../../lib/apikeys";
+import { createMemoryLogger } from "../../lib/logger";
+import { keys } from "../../lib/store";
+import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
+import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
+import { CLOSE, type ConnectServer } from "../../local/connect/server";
+import { addApiKeyEntry, ensureSecretsFile, readSecrets, secretsPath } from "../../local/secrets-file";
+import { startLocalStack, type LocalStack } from "../../local/stack";
+import { sharedRedis } from "../support/redis";
+
+const PAGE_TITLE = "WallCrawler connect test page";
+
+/** True while a process with this pid exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Pids of processes whose command line mentions any of `needles` (Linux: /proc; elsewhere none). */
+function processesMentioning(needles: string[]): number[] {
+  if (process.platform !== "linux" || needles.length === 0) return [];
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (needles.some((needle) => cmdline.includes(needle))) found.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+/**
+ * Running (not zombie) processes in the process groups led by `leaders` (Linux: /proc). Each
+ * browser leads its own group, so this finds renderers and helpers that outlived it.
+ */
+function groupMembers(leaders: number[]): number[] {
+  if (process.platform !== "linux" || leaders.length === 0) return [];
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // Fields after the parenthesised command name: state, ppid, pgrp, ...
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (state !== "Z" && leaders.includes(Number(pgrp))) found.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+/** Polls `check` every 50 ms until it holds or `timeoutMs` passes. */
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Tries a WebSocket upgrade and reports the HTTP status and JSON body of a refusal (101 when accepted). */
+function upgrade(url: string): Promise<{ status: number; body: { statusCode?: number; message?: string } }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.on("open", () => {
+      socket.terminate();
+      resolve({ status: 101, body: {} });
+    });
+    socket.on("unexpected-response", (_request, response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (text += chunk));
+      response.on("end", () => {
+        socket.terminate();
+        resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
+      });
+    });
+    socket.on("error", (error) => {
+      if (!/Unexpected server response/.test(error.message)) reject(error);
+    });
+  });
+}
+
+/** A raw CDP client on a connectUrl: sends commands, and records how the socket closed. */
+async function cdpClient(url: string) {
+  const socket = new WebSocket(url);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", reject);
+  });
+  let nextId = 1;
+  const send = (method: string, params: Record<string, unknown> = {}) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const id = nextId++;
+      const onMessage = (data: Buffer) => {
+        const message = JSON.parse(data.toString());
+        if (message.id !== id) return;
+        socket.off("message", onMessage);
+        resolve(message.result);
+      };
+      socket.on("message", onMessage);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  return { socket, closed, send };
+}
+
+describe("local connect server (Proxy stand-in)", function () {
+  this.timeout(60_000);
+
+  let stack: LocalStack;
+  let connect: ConnectServer;
+  let home: string;
+  let pageServer: Server;
+  let pageUrl: string;
+  let bb: Browserbase;
+  let other: Browserbase;
+  let otherProject: string;
+  let tokenKeys: TokenKeySet;
+  let stopped = false;
+
+  const tokenOptions = () => ({
+    issuer: stack.runtime.config.tokenIssuer,
+    audience: stack.runtime.config.tokenAudience,
+  });
+  const connectUrlFor = (sessionId: string, token: string) =>
+    `ws://${stack.runtime.config.connectHost}/v1/sessions/${sessionId}/connect?signingKey=${token}`;
+
+  before(async () => {
+    const browserPath = chromiumPath();
+    if (!isExecutable(browserPath)) {
+      throw new Error(
+        `these tests run a real browser: ${chromiumInstallHint(browserPath)} (CI installs the Debian package chromium)`,
+      );
+    }
+    home = mkdtempSync(join(tmpdir(), "wc-connect-test-"));
+    const file = secretsPath(home);
+    const localKey = ensureSecretsFile(file).apiKey!;
+    otherProject = `other-${randomUUID().slice(0, 8)}`;
+    const otherKey = generateApiKey(otherProject);
+    addApiKeyEntry(file, otherKey.entry);
+    tokenKeys = readSecrets(file).tokenKeys;
+
+    stack = await startLocalStack({
+      home,
+      port: 0,
+      connectPort: 0,
+      redisUrl: (await sharedRedis()).url,
+      logger: createMemoryLogger(),
+      chromiumPath: browserPath,
+    });
+    connect = stack.connect!;
+    bb = new Browserbase({ apiKey: localKey, baseURL: stack.url });
+    other = new Browserbase({ apiKey: otherKey.key, baseURL: stack.url });
+
+    pageServer = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(`<!doctype html><html><head><title>${PAGE_TITLE}</title></head><body>hello</body></html>`);
+    });
+    await new Promise<void>((resolve) => pageServer.listen(0, "127.0.0.1", () => resolve()));
+    pageUrl = `http://127.0.0.1:${(pageServer.address() as AddressInfo).port}/page`;
+  });
+
+  after(async () => {
+    if (stack && !stopped) await stack.stop();
+    if (pageServer) await new Promise<void>((resolve) => pageServer.close(() => resolve()));
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it("lets Playwright connect to an SDK-created session, browse a loopback page, list it in debug, and reconnect to the same browser", async () => {
+    const session = await bb.sessions.create({ api_timeout: 300, keepAlive: true });
+    expect(session.connectUrl).to.equal(connectUrlFor(session.id, session.signingKey));
+
+    const first = await chromium.connectOverCDP(session.connectUrl);
+    const context = first.contexts()[0];
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(pageUrl);
+    expect(await page.title()).to.equal(PAGE_TITLE);
+
+    // The debug route's page list comes from this session's browser.
+    const debug = await bb.sessions.debug(session.id);
+    const listed = debug.pages.find((entry) => entry.url === pageUrl);
+    expect(listed, JSON.stringify(debug.pages)).to.include({ title: PAGE_TITLE });
+    expect(listed!.debuggerUrl).to.contain(`pageId=${encodeURIComponent(listed!.id)}`);
+    expect(await connect.pages(otherProject, session.id)).to.deep.equal([]);
+
+    const browser = await connect.browserOf(session.id);
+    await first.close(); // disconnects; the session's browser keeps running
+    expect(alive(browser!.pid)).to.equal(true);
+
+    const second = await chromium.connectOverCDP(session.connectUrl);
+    const urls = second.contexts().flatMap((ctx) => ctx.pages().map((open) => open.url()));
+    expect(urls).to.include(pageUrl);
+    expect((await connect.browserOf(session.id))!.pid).to.equal(browser!.pid);
+    expect(connect.launched.filter((entry) => entry.sessionId === session.id)).to.have.length(1);
+    await second.close();
+
+    await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    await waitFor("the released session's browser to exit", () => !alive(browser!.pid));
+  });
+
+  it("refuses another project's token with 401 and a token naming another project with 404", async () => {
+    const mine = await bb.sessions.create({ api_timeout: 120 });
+    const theirs = await other.sessions.create({ api_timeout: 120 });
+
+    const swapped = await upgrade(connectUrlFor(mine.id, theirs.signingKey));
+    expect(swapped.status).to.equal(401);
+    expect(swapped.body.message).to.match(/another session/);
+
+    // A genuine token for this session id but another project finds no such session there.
+    const now = Math.floor(Date.now() / 1000);
+    const forged = await mintSessionToken(
+      tokenKeys,
+      {
+        sessionId: mine.id,
+        projectId: otherProject,
+        principalId: "prn_other",
+        scope: "connect",
+        expiresAt: now + 120,
+        now,
+      },
+      tokenOptions(),
+    );
+    const crossProject = await upgrade(connectUrlFor(mine.id, forged));
+    expect(crossProject.status).to.equal(404);
+    expect(crossProject.body.message).to.equal(`session ${mine.id} not found`);
+
+    const unknownId = randomUUID();
+    const unknown = await mintSessionToken(
+      tokenKeys,
+      {
+        sessionId: unknownId,
+        projectId: "local",
+        principalId: "prn_x",
+        scope: "connect",
+        expiresAt: now + 60,
+        now,
+      },
+      tokenOptions(),
+    );
+    expect((await upgrade(connectUrlFor(unknownId, unknown))).status).to.equal(404);
+    expect(connect.liveSessionIds()).to.not.include(mine.id);
+
+    await bb.sessions.update(mine.id, { status: "REQUEST_RELEASE" });
+    await other.sessions.update(theirs.id, { status: "REQUEST_RELEASE" });
+  });
+
+  it("refuses a tampered, a missing and a debug-scoped token with 401", async () => {
+    const session = await bb.sessions.create({ api_timeout: 120 });
+    const parts = session.signingKey.split(".");
+    const ciphertext = parts[3];
+    const middle = Math.floor(ciphertext.length / 2);
+    parts[3] =
+      ciphertext.slice(0, middle) + (ciphertext[middle] === "A" ? "B" : "A") + ciphertext.slice(middle + 1);
+    const tampered = await upgrade(connectUrlFor(session.id, parts.join(".")));
+    expect(tampered.status).to.equal(401);
+    expect(tampered.body.message).to.match(/^signingKey was refused/);
+
+    const missing = await upgrade(
+      `ws://${stack.runtime.config.connectHost}/v1/sessions/${session.id}/connect`,
+    );
+    expect(missing.status).to.equal(401);
+    expect(missing.body.message).to.match(/signingKey is missing/);
+
+    const debugUrls = await bb.sessions.debug(session.id);
+    const debugToken = new URL(debugUrls.wsUrl).searchParams.get("signingKey")!;
+    expect((await upgrade(connectUrlFor(session.id, debugToken))).status).to.equal(401);
+
+    // Playwright users see the status in the error.
+    let message = "";
+    await chromium
+      .connectOverCDP(connectUrlFor(session.id, parts.join(".")), { timeout: 5000 })
+      .catch((error) => {
+        message = String(error.message);
+      });
+    expect(message).to.match(/401/);
+    await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+  });
+
+  it("refuses a timed-out session with 410, whether or not its token has expired too", async () => {
+    const session = await bb.sessions.create({ api_timeout: 120 });
+    // Move the session's end into the past, as if its timeout had passed.
+    const redis = await stack.runtime.redis();
+    const past = Date.now() - 1000;
+    await redis.hset(keys.session("local", session.id), "expiresAt", String(past));
+
+    const withLiveToken = await upgrade(session.connectUrl);
+    expect(withLiveToken.status).to.equal(410);
+    expect(withLiveToken.body.message).to.match(/timed out/);
+
+    const now = Math.floor(Date.now() / 1000);
+    const expiredToken = await mintSessionToken(
+      tokenKeys,
+      {
+        sessionId: session.id,
+        projectId: "local",
+        principalId: "prn_x",
+        scope: "connect",
+        expiresAt: now - 60,
+        now: now - 180,
+      },
+      tokenOptions(),
+    );
+    const withExpiredToken = await upgrade(connectUrlFor(session.id, expiredToken));
+    expect(withExpiredToken.status).to.equal(410);
+    expect(withExpiredToken.body.message).to.match(/timed out/);
+    expect(connect.liveSessionIds()).to.not.include(session.id);
+  });
+
+  it("refuses a released session with 410", async () => {
+    const session = await bb.sessions.create({ api_timeout: 120 });
+    await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    const refused = await upgrade(session.connectUrl);
+    expect(refused.status).to.equal(410);
+    expect(refused.body.message).to.match(/was released/);
+  });
+
+  it("closes a connected client with 'session released' on release, ends the browser and removes its profile", async () => {
+    const session = await bb.sessions.create({ api_timeout: 300 });
+    const client = await cdpClient(session.connectUrl);
+    const version = await client.send("Browser.getVersion");
+    expect(String(version.product)).to.match(/Chrome/);
+    const playwright = await chromium.connectOverCDP(session.connectUrl);
+    const playwrightGone = new Promise<void>((resolve) => playwright.on("disconnected", () => resolve()));
+    const browser = (await connect.browserOf(session.id))!;
+    expect(alive(browser.pid)).to.equal(true);
+    expect(existsSync(browser.profileDir)).to.equal(true);
+
+    await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    expect(await client.closed).to.deep.equal(CLOSE.released);
+    await playwrightGone;
+    await waitFor("the browser process to exit", () => !alive(browser.pid));
+    await waitFor("the profile folder to go", () => !existsSync(browser.profileDir));
+    expect(processesMentioning([browser.profileDir])).to.deep.equal([]);
+    expect(connect.liveSessionIds()).to.not.include(session.id);
+  });
+
+  it("closes a connected client with 'session timed out' when expiresAt passes", async () => {
+    // The API's shortest timeout is 60 s; write a 2-second session straight to the store instead.
+    const now = Date.now();
+    const id = randomUUID();
+    const expiresAt = now + 2000;
+    const created = await stack.runtime.store.create({
+      record: {
+        id,
+        projectId: "local",
+        principalId: "prn_test",
+        status: "RUNNING",
+        createdAt: now,
+        updatedAt: now,
+        startedAt: now,
+        expiresAt,
+        timeoutSeconds: 2,
+        keepAlive: false,
+        region: "local",
+        proxyBytes: 0,
+      },
+      limit: 100,
+      now,
+      retentionMs: 60_000,
+      maxLifetimeMs: 21_600_000,
+    });
+    expect(created.kind).to.equal("created");
+    const token = await mintSessionToken(
+      tokenKeys,
+      {
+        sessionId: id,
+        projectId: "local",
+        principalId: "prn_test",
+        scope: "connect",
+        expiresAt: Math.ceil(expiresAt / 1000),
+        now: Math.floor(now / 1000),
+      },
+      tokenOptions(),
+    );
+    const client = await cdpClient(connectUrlFor(id, token));
+    const browser = (await connect.browserOf(id))!;
+    expect(await client.closed).to.deep.equal(CLOSE.timedOut);
+    expect(Date.now()).to.be.at.least(expiresAt);
+    await waitFor("the browser process to exit", () => !alive(browser.pid));
+    expect(existsSync(browser.profileDir)).to.equal(false);
+  });
+
+  it("marks the session ERROR and closes the client when its browser crashes", async () => {
+    const session = await bb.sessions.create({ api_timeout: 300 });
+    const client = await cdpClient(session.connectUrl);
+    const browser = (await connect.browserOf(session.id))!;
+    process.kill(browser.pid, "SIGKILL");
+    expect(await client.closed).to.deep.equal(CLOSE.failed);
+    await waitFor("the session to be marked ERROR", async () => {
+      return (await bb.sessions.retrieve(session.id)).status === "ERROR";
+    });
+    await waitFor("the profile folder to go", () => !existsSync(browser.profileDir));
+    const refused = await upgrade(session.connectUrl);
+    expect(refused.status).to.equal(410);
+    expect(refused.body.message).to.match(/ended with an error/);
+  });
+
+  it("without a browser binary, serves the API and refuses connects with 503 saying how to install Chromium", async () => {
+    const bare = await startLocalStack({
+      home: mkdtempSync(join(tmpdir(), "wc-connect-nobrowser-")),
+      port: 0,
+      connectPort: 0,
+      redisUrl: (await sharedRedis()).url,
+      logger: createMemoryLogger(),
+      chromiumPath: "/nonexistent/chromium",
+    });
+    try {
+      expect(bare.connect!.browserAvailable).to.equal(false);
+      const client = new Browserbase({ apiKey: bare.firstApiKey!, baseURL: bare.url });
+      const session = await client.sessions.create({ api_timeout: 60 });
+      const refused = await upgrade(session.connectUrl);
+      expect(refused.status).to.equal(503);
+      expect(refused.body.message).to.contain("apt-get install -y chromium");
+      await client.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    } finally {
+      await bare.stop();
+      rmSync(bare.home, { recursive: true, force: true });
+    }
+  });
+
+  it("leaves no browser process and no profile folder behind once the stack stops", async () => {
+    // A live session with a connected client at shutdown must be cleaned up too.
+    const session = await bb.sessions.create({ api_timeout: 300 });
+    const client = await cdpClient(session.connectUrl);
+    expect(connect.launched.length).to.be.at.least(4);
+
+    await stack.stop();
+    stopped = true;
+    expect(await client.closed).to.deep.equal(CLOSE.shutdown);
+    const pids = connect.launched.map((entry) => entry.pid);
+    const profiles = connect.launched.map((entry) => entry.profileDir);
+    expect(pids.filter(alive), "browser pids still alive").to.deep.equal([]);
+    expect(groupMembers(pids), "processes left in the browsers' process groups").to.deep.equal([]);
+    expect(processesMentioning(profiles), "processes using a session profile").to.deep.equal([]);
+    expect(
+      profiles.filter((dir) => existsSync(dir)),
+      "profile folders left",
+    ).to.deep.equal([]);
+  });
+});

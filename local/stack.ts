@@ -103,6 +103,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     JWE_SECRET_ARN: `file:${secretsFile}#tokenKeys`,
     API_KEYS_SECRET_ARN: `file:${secretsFile}#apiKeys`,
     CONNECT_SCHEME: connectScheme,
+    // Stagehand's reconnect accepts only Browserbase's region names, so the local stack reports
+    // one of them unless told otherwise.
+    WALLCRAWLER_REGION: process.env.WALLCRAWLER_REGION ?? process.env.AWS_REGION ?? "us-west-2",
     // Keys added with `npm run keys` take effect within a second.
     SECRETS_CACHE_TTL_SECONDS: "1",
     ...options.env,

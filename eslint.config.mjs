@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "bin/", ".wallcrawler/", "docs/"] },
+  { ignores: ["node_modules/", "bin/", ".wallcrawler/", "docs/", "bench/.out/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -49,6 +49,12 @@ export interface ConnectServerOptions {
   profileParent?: string;
   /** How long a browser may take to open its DevTools endpoint, in milliseconds. */
   launchTimeoutMs?: number;
+  /**
+   * How long a session without `keepAlive` waits, after its last client disconnected, before it is
+   * released (so a quick reconnect keeps the browser), in milliseconds. Default
+   * CONNECT_DISCONNECT_GRACE_MS or 2000.
+   */
+  disconnectGraceMs?: number;
 }
 
 /** A browser this server started (kept for the whole run, so tests and benchmarks can check it ended). */
@@ -75,6 +81,10 @@ const CLOSE_HANDSHAKE_MS = 1000;
 /** How long a closed browser socket waits for the browser's exit before it is reported as a lost connection. */
 const UPSTREAM_EXIT_WAIT_MS = 1000;
 const CONNECT_PATH = /^\/v1\/sessions\/([^/]+)\/connect\/?$/;
+/** Default for `disconnectGraceMs` when CONNECT_DISCONNECT_GRACE_MS is not set. */
+export const DEFAULT_DISCONNECT_GRACE_MS = 2000;
+/** How soon a release that failed on a Redis error is tried again (at least). */
+const RELEASE_RETRY_MS = 1000;
 
 /** A refusal of a WebSocket upgrade: an HTTP status and a message that says what to fix. */
 class Refusal extends Error {
@@ -95,9 +105,19 @@ interface Relay {
 interface LocalSession {
   id: string;
   projectId: string;
+  /** From the record: a session without it is released when its last client disconnects. */
+  keepAlive: boolean;
   browser: Promise<ChromiumProcess>;
   relays: Set<Relay>;
+  /** Upgrades in progress for this session (a client that is about to join). */
+  joining: number;
+  /** True once a client has been relayed: only a session that had a client can lose its last one. */
+  hadClient: boolean;
   timer?: NodeJS.Timeout;
+  /** Armed when a session without keepAlive lost its last client; releases it when it fires. */
+  idleTimer?: NodeJS.Timeout;
+  /** The release that follows the last disconnect, while it runs. */
+  releasing?: Promise<void>;
   ending?: Promise<void>;
 }
 
@@ -106,7 +126,9 @@ interface LocalSession {
  * that checks a session's token and record exactly as the Proxy must, runs one headless Chromium
  * per live session and relays CDP frames between the client and that browser. Sessions end when
  * released (an event on `wc:session-events`), at `expiresAt`, or when their browser dies (the
- * session is then marked ERROR).
+ * session is then marked ERROR). A session without `keepAlive` is also released (through
+ * `SessionStore.release`, as the API's release route does) when its last client has been gone
+ * for `disconnectGraceMs`.
  */
 export class ConnectServer {
   readonly server: Server;
@@ -114,6 +136,11 @@ export class ConnectServer {
   readonly launched: LaunchedBrowser[] = [];
   /** Pages of a live local session (for the API's debug route); empty when it has no browser. */
   readonly pages: PageLister;
+  /**
+   * Grace period, in milliseconds, between the last client of a session without keepAlive leaving
+   * and the session's release. Applies to disconnects from then on (tests shorten it).
+   */
+  disconnectGraceMs: number;
 
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, LocalSession>();
@@ -121,9 +148,14 @@ export class ConnectServer {
   private deps: ConnectDeps | undefined;
   private subscriber: RedisClient | undefined;
   private closing = false;
+  private readonly configError: Error | undefined;
 
   constructor(private readonly options: ConnectServerOptions = {}) {
     this.executablePath = options.chromiumPath ?? chromiumPath();
+    // A bad CONNECT_DISCONNECT_GRACE_MS is reported by `listen`, where the caller handles failures.
+    const grace = options.disconnectGraceMs ?? disconnectGraceMs();
+    this.disconnectGraceMs = grace instanceof Error ? DEFAULT_DISCONNECT_GRACE_MS : grace;
+    this.configError = grace instanceof Error ? grace : undefined;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     this.server = createServer((req, res) => this.onRequest(req, res));
     this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -148,6 +180,7 @@ export class ConnectServer {
 
   /** Listens on `host:port` (port 0 picks a free one). Upgrades are refused with 503 until `start`. */
   async listen(port: number, host: string): Promise<AddressInfo> {
+    if (this.configError) throw this.configError;
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
@@ -247,27 +280,37 @@ export class ConnectServer {
       if (!this.browserAvailable) throw new Refusal(503, this.installHint);
 
       const session = this.sessionFor(record, deps);
-      let browser: ChromiumProcess;
+      // A client on its way in counts as present: a pending release-on-disconnect waits for it.
+      session.joining++;
+      clearTimeout(session.idleTimer);
+      session.idleTimer = undefined;
       try {
-        browser = await session.browser;
-      } catch (error) {
-        throw new Refusal(503, `could not start a browser for this session: ${(error as Error).message}`);
+        let browser: ChromiumProcess;
+        try {
+          browser = await session.browser;
+        } catch (error) {
+          throw new Refusal(503, `could not start a browser for this session: ${(error as Error).message}`);
+        }
+        const upstream = await openUpstream(browser.wsEndpoint);
+        // A release may have landed while the browser started, before this session was registered.
+        const now = await deps.store.get(record.projectId, record.id);
+        const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
+        if (session.ending || nowStatus !== "RUNNING") {
+          upstream.socket.terminate();
+          if (!session.ending)
+            void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
+          throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
+        }
+        if (socket.destroyed) {
+          upstream.socket.terminate();
+          return;
+        }
+        this.wss.handleUpgrade(req, socket, head, (client) => this.relay(session, browser, client, upstream));
+      } finally {
+        session.joining--;
+        // An upgrade that came to nothing may leave the session without clients again.
+        this.onClientGone(session);
       }
-      const upstream = await openUpstream(browser.wsEndpoint);
-      // A release may have landed while the browser started, before this session was registered.
-      const now = await deps.store.get(record.projectId, record.id);
-      const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
-      if (session.ending || nowStatus !== "RUNNING") {
-        upstream.socket.terminate();
-        if (!session.ending)
-          void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
-        throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
-      }
-      if (socket.destroyed) {
-        upstream.socket.terminate();
-        return;
-      }
-      this.wss.handleUpgrade(req, socket, head, (client) => this.relay(session, browser, client, upstream));
     } catch (error) {
       const refusal =
         error instanceof Refusal
@@ -338,7 +381,10 @@ export class ConnectServer {
     const session: LocalSession = {
       id: record.id,
       projectId: record.projectId,
+      keepAlive: record.keepAlive,
       relays: new Set(),
+      joining: 0,
+      hadClient: false,
       browser: launchChromium({
         executablePath: this.executablePath,
         profileParent: this.options.profileParent,
@@ -408,6 +454,9 @@ export class ConnectServer {
     const upstream = opened.socket;
     const relay: Relay = { client, upstream };
     session.relays.add(relay);
+    session.hadClient = true;
+    clearTimeout(session.idleTimer);
+    session.idleTimer = undefined;
     upstream.off("message", opened.keep);
     for (const [data, isBinary] of opened.early) client.send(data, { binary: isBinary });
     client.on("message", (data, isBinary) => {
@@ -421,6 +470,8 @@ export class ConnectServer {
     client.on("close", () => {
       session.relays.delete(relay);
       upstream.close();
+      // A close the server made itself (release, timeout, crash, shutdown) finds the session ending.
+      this.onClientGone(session);
     });
     upstream.on("close", () => {
       // The browser's socket closes a moment before its exit is seen: wait briefly, so a crash
@@ -436,11 +487,84 @@ export class ConnectServer {
     });
   }
 
+  /**
+   * Called whenever a client left or an upgrade finished. When a session without keepAlive has no
+   * client left (and none joining), arms the timer that releases it after the grace period.
+   */
+  private onClientGone(session: LocalSession, delayMs = this.disconnectGraceMs): void {
+    if (
+      session.keepAlive ||
+      !session.hadClient ||
+      session.relays.size > 0 ||
+      session.joining > 0 ||
+      session.ending ||
+      session.releasing ||
+      session.idleTimer ||
+      this.closing
+    )
+      return;
+    session.idleTimer = setTimeout(
+      () => {
+        session.idleTimer = undefined;
+        void this.releaseIdle(session);
+      },
+      Math.max(0, delayMs),
+    );
+    session.idleTimer.unref();
+  }
+
+  /**
+   * Releases a session whose last client has gone: the same atomic `SessionStore.release` the API's
+   * release route runs (COMPLETED with endedAt, the slot in `active` freed, the `released` event
+   * published). The event ends the browser; so does this, in case the event is missed (both are one
+   * idempotent `endSession`).
+   */
+  private async releaseIdle(session: LocalSession): Promise<void> {
+    const deps = this.deps;
+    if (!deps || this.closing || session.ending || session.releasing) return;
+    if (session.relays.size > 0 || session.joining > 0) return; // someone came back in time
+    let retryMs: number | undefined;
+    session.releasing = (async () => {
+      let record: SessionRecord | undefined;
+      try {
+        record = await deps.store.release(session.projectId, session.id, deps.now());
+      } catch (error) {
+        deps.logger.error("could not release the session after its last client disconnected", {
+          sessionId: session.id,
+          projectId: session.projectId,
+          cause: describeCause(error),
+        });
+        // Redis is unavailable: try again a little later while the session stays unattended.
+        retryMs = Math.max(this.disconnectGraceMs, RELEASE_RETRY_MS);
+        return;
+      }
+      // Whatever the record says now (COMPLETED, or already ended another way), this browser is done.
+      const status = record ? effectiveStatus(record, deps.now()) : "COMPLETED";
+      deps.logger.info("last client disconnected from a session without keepAlive; released it", {
+        sessionId: session.id,
+        projectId: session.projectId,
+        status,
+      });
+      await this.endSession(
+        session,
+        status === "TIMED_OUT" ? CLOSE.timedOut : status === "ERROR" ? CLOSE.failed : CLOSE.released,
+      );
+    })();
+    try {
+      await session.releasing;
+    } finally {
+      session.releasing = undefined;
+      if (retryMs !== undefined) this.onClientGone(session, retryMs);
+    }
+  }
+
   /** Ends a session here: close frames to its clients, then its browser and profile go. Idempotent. */
   private endSession(session: LocalSession, close: { code: number; reason: string }): Promise<void> {
     session.ending ??= (async () => {
       if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
       clearTimeout(session.timer);
+      clearTimeout(session.idleTimer);
+      session.idleTimer = undefined;
       for (const { client, upstream } of session.relays) {
         closeClient(client, close);
         upstream.terminate();
@@ -520,6 +644,21 @@ export class ConnectServer {
         faviconUrl: target.faviconUrl ?? "",
       }));
   }
+}
+
+/**
+ * The release grace period from CONNECT_DISCONNECT_GRACE_MS (milliseconds), else the default; an
+ * Error that says what to fix when the variable is not a whole number of milliseconds.
+ */
+export function disconnectGraceMs(env: Record<string, string | undefined> = process.env): number | Error {
+  const text = env.CONNECT_DISCONNECT_GRACE_MS?.trim();
+  if (!text) return DEFAULT_DISCONNECT_GRACE_MS;
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 0)
+    return new Error(
+      `CONNECT_DISCONNECT_GRACE_MS must be a whole number of milliseconds (0 or more), not "${text}"`,
+    );
+  return value;
 }
 
 function endedMessage(record: SessionRecord, status: string): string {

@@ -6,11 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Browserbase from "@browserbasehq/sdk";
 import { expect } from "chai";
+import { Redis } from "ioredis";
 import { chromium } from "playwright-core";
 import { WebSocket } from "ws";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
-import { keys } from "../../lib/store";
+import { keys, SESSION_EVENTS_CHANNEL } from "../../lib/store";
 import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
 import { CLOSE, type ConnectServer } from "../../local/connect/server";
@@ -19,6 +20,13 @@ import { startLocalStack, type LocalStack } from "../../local/stack";
 import { sharedRedis } from "../support/redis";
 
 const PAGE_TITLE = "WallCrawler connect test page";
+/** The connect server's release grace period in these tests (the default is 2 s). */
+const GRACE_MS = 300;
+
+/** Resolves after `ms` milliseconds. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 /** True while a process with this pid exists. */
 function alive(pid: number): boolean {
@@ -142,6 +150,7 @@ describe("local connect server (Proxy stand-in)", function () {
   let otherProject: string;
   let tokenKeys: TokenKeySet;
   let stopped = false;
+  const logger = createMemoryLogger();
 
   const tokenOptions = () => ({
     issuer: stack.runtime.config.tokenIssuer,
@@ -149,6 +158,17 @@ describe("local connect server (Proxy stand-in)", function () {
   });
   const connectUrlFor = (sessionId: string, token: string) =>
     `ws://${stack.runtime.config.connectHost}/v1/sessions/${sessionId}/connect?signingKey=${token}`;
+  /** The session's score in the project's `active` set: null once its slot is freed. */
+  const activeSlot = async (sessionId: string) =>
+    (await stack.runtime.redis()).zscore(keys.active("local"), sessionId);
+  /** Every event published on wc:session-events from now on, read on a connection of its own. */
+  const watchEvents = async () => {
+    const subscriber = new Redis((await sharedRedis()).url);
+    const events: { type: string; sessionId: string; projectId: string; at: number }[] = [];
+    subscriber.on("message", (_channel: string, message: string) => events.push(JSON.parse(message)));
+    await subscriber.subscribe(SESSION_EVENTS_CHANNEL);
+    return { events, stop: () => subscriber.disconnect() };
+  };
 
   before(async () => {
     const browserPath = chromiumPath();
@@ -170,10 +190,11 @@ describe("local connect server (Proxy stand-in)", function () {
       port: 0,
       connectPort: 0,
       redisUrl: (await sharedRedis()).url,
-      logger: createMemoryLogger(),
+      logger,
       chromiumPath: browserPath,
     });
     connect = stack.connect!;
+    connect.disconnectGraceMs = GRACE_MS;
     bb = new Browserbase({ apiKey: localKey, baseURL: stack.url });
     other = new Browserbase({ apiKey: otherKey.key, baseURL: stack.url });
 
@@ -420,6 +441,117 @@ describe("local connect server (Proxy stand-in)", function () {
     expect(refused.body.message).to.match(/ended with an error/);
   });
 
+  it("releases a session without keepAlive when its last client disconnects: COMPLETED, slot freed, browser ended, reconnect refused with 410", async () => {
+    const watch = await watchEvents();
+    try {
+      const session = await bb.sessions.create({ api_timeout: 300, keepAlive: false });
+      expect(session.keepAlive).to.equal(false);
+      const raw = await cdpClient(session.connectUrl);
+      const playwright = await chromium.connectOverCDP(session.connectUrl);
+      const context = playwright.contexts()[0];
+      const page = context.pages()[0] ?? (await context.newPage());
+      await page.goto(pageUrl);
+      const browser = (await connect.browserOf(session.id))!;
+      expect(await activeSlot(session.id)).to.not.equal(null);
+
+      // One client dropping its socket (no close frame) is not the last disconnect.
+      raw.socket.terminate();
+      await raw.closed;
+      await sleep(GRACE_MS * 3);
+      expect((await bb.sessions.retrieve(session.id)).status).to.equal("RUNNING");
+      expect(alive(browser.pid)).to.equal(true);
+
+      const before = Date.now();
+      await playwright.close();
+      await waitFor("the session to be COMPLETED", async () => {
+        return (await bb.sessions.retrieve(session.id)).status === "COMPLETED";
+      });
+      const ended = await bb.sessions.retrieve(session.id);
+      expect(ended.endedAt, "endedAt").to.be.a("string");
+      expect(Date.parse(ended.endedAt!)).to.be.at.least(before + GRACE_MS - 50);
+      expect(await activeSlot(session.id), "the session's slot in active").to.equal(null);
+      await waitFor("the browser process to exit", () => !alive(browser.pid));
+      await waitFor("the profile folder to go", () => !existsSync(browser.profileDir));
+      expect(groupMembers([browser.pid]), "processes left in the browser's group").to.deep.equal([]);
+      expect(connect.liveSessionIds()).to.not.include(session.id);
+
+      const refused = await upgrade(session.connectUrl);
+      expect(refused.status).to.equal(410);
+      expect(refused.body.message).to.match(/was released/);
+
+      // Released once: one event, one browser, stopped once.
+      await sleep(GRACE_MS);
+      const released = watch.events.filter((event) => event.sessionId === session.id);
+      expect(released).to.deep.equal([
+        { type: "released", sessionId: session.id, projectId: "local", at: released[0]?.at },
+      ]);
+      expect(connect.launched.filter((entry) => entry.sessionId === session.id)).to.have.length(1);
+      const stoppedLines = logger.lines.filter(
+        (line) => line.message === "browser stopped" && line.extra?.sessionId === session.id,
+      );
+      expect(stoppedLines).to.have.length(1);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it("keeps a session without keepAlive when its client reconnects within the grace period", async () => {
+    connect.disconnectGraceMs = 1500;
+    try {
+      const session = await bb.sessions.create({ api_timeout: 300 });
+      const first = await cdpClient(session.connectUrl);
+      const browser = (await connect.browserOf(session.id))!;
+      first.socket.close();
+      await first.closed;
+      const second = await cdpClient(session.connectUrl);
+      await sleep(connect.disconnectGraceMs + 500);
+      expect((await bb.sessions.retrieve(session.id)).status).to.equal("RUNNING");
+      expect((await connect.browserOf(session.id))!.pid).to.equal(browser.pid);
+      expect(String((await second.send("Browser.getVersion")).product)).to.match(/Chrome/);
+
+      connect.disconnectGraceMs = GRACE_MS;
+      second.socket.close();
+      await waitFor("the session to be COMPLETED", async () => {
+        return (await bb.sessions.retrieve(session.id)).status === "COMPLETED";
+      });
+      await waitFor("the browser process to exit", () => !alive(browser.pid));
+    } finally {
+      connect.disconnectGraceMs = GRACE_MS;
+    }
+  });
+
+  it("keeps a keepAlive session RUNNING with its browser across disconnects, and a reconnect reuses that browser", async () => {
+    const session = await bb.sessions.create({ api_timeout: 300, keepAlive: true });
+    expect(session.keepAlive).to.equal(true);
+    const first = await chromium.connectOverCDP(session.connectUrl);
+    const context = first.contexts()[0];
+    const page = context.pages()[0] ?? (await context.newPage());
+    await page.goto(pageUrl);
+    const browser = (await connect.browserOf(session.id))!;
+    await first.close();
+    const raw = await cdpClient(session.connectUrl);
+    raw.socket.terminate(); // a dropped socket, too
+    await raw.closed;
+
+    await sleep(GRACE_MS * 4);
+    const retrieved = await bb.sessions.retrieve(session.id);
+    expect(retrieved.status).to.equal("RUNNING");
+    expect(retrieved.endedAt).to.equal(undefined);
+    expect(await activeSlot(session.id)).to.not.equal(null);
+    expect(alive(browser.pid)).to.equal(true);
+    expect(connect.liveSessionIds()).to.include(session.id);
+
+    const second = await chromium.connectOverCDP(session.connectUrl);
+    const urls = second.contexts().flatMap((ctx) => ctx.pages().map((open) => open.url()));
+    expect(urls).to.include(pageUrl);
+    expect((await connect.browserOf(session.id))!.pid).to.equal(browser.pid);
+    expect(connect.launched.filter((entry) => entry.sessionId === session.id)).to.have.length(1);
+    await second.close();
+
+    await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    await waitFor("the released session's browser to exit", () => !alive(browser.pid));
+  });
+
   it("without a browser binary, serves the API and refuses connects with 503 saying how to install Chromium", async () => {
     const bare = await startLocalStack({
       home: mkdtempSync(join(tmpdir(), "wc-connect-nobrowser-")),
@@ -452,6 +584,14 @@ describe("local connect server (Proxy stand-in)", function () {
     await stack.stop();
     stopped = true;
     expect(await client.closed).to.deep.equal(CLOSE.shutdown);
+    // The server's own close is not a client's disconnect: the session (no keepAlive) is not released.
+    await sleep(GRACE_MS * 2);
+    const redis = new Redis((await sharedRedis()).url);
+    try {
+      expect(await redis.hget(keys.session("local", session.id), "status")).to.equal("RUNNING");
+    } finally {
+      redis.disconnect();
+    }
     const pids = connect.launched.map((entry) => entry.pid);
     const profiles = connect.launched.map((entry) => entry.profileDir);
     expect(pids.filter(alive), "browser pids still alive").to.deep.equal([]);

@@ -20,6 +20,10 @@ export function createRedisClient(options: RedisConnectOptions): RedisClient {
     commandTimeout: options.commandTimeoutMs,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: true,
+    // A command whose connection dropped before its reply has already been answered 503 (by the
+    // command timeout): sending it again after the reconnect would make a create the client was
+    // told failed happen after all, holding a slot nobody knows about.
+    autoResendUnfulfilledCommands: false,
     // Reconnect quickly after an outage; capped so a restart is noticed within about half a second.
     retryStrategy: (attempt) => Math.min(50 * attempt, 500),
     username: url.username ? decodeURIComponent(url.username) : undefined,
@@ -43,4 +47,22 @@ export function createRedisClient(options: RedisConnectOptions): RedisClient {
   }
   const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
   return new Redis({ ...common, host, port, db: Number.isInteger(db) ? db : 0 });
+}
+
+/**
+ * Resolves with the client once its connection is ready, waiting at most `timeoutMs`; rejects
+ * after that. The store sends commands only on a ready connection: a command queued while Redis is
+ * down would time out (a 503 to the client) yet still run when the connection comes back.
+ * Polled rather than listened for, so no listener piles up on the client during a long outage
+ * and no module-level state is needed (this code is serialized into the Lambda package).
+ */
+export async function whenReady(client: RedisClient, timeoutMs: number): Promise<RedisClient> {
+  const deadline = Date.now() + timeoutMs;
+  while (client.status !== "ready") {
+    if (Date.now() >= deadline) {
+      throw new Error(`Redis connection not ready within ${timeoutMs} ms (${client.status})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return client;
 }

@@ -1,6 +1,6 @@
 import { loadConfig, type RuntimeConfig } from "./config";
 import { createLogger, type Logger } from "./logger";
-import { createRedisClient, type RedisClient } from "./redis";
+import { createRedisClient, whenReady, type RedisClient } from "./redis";
 import { FileSecretSource, SecretCache, SecretsManagerSource } from "./secrets";
 import { newSessionId, type SessionDeps } from "./sessions";
 import { defineSessionScripts, SessionStore } from "./store";
@@ -66,7 +66,8 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     config,
     logger,
     secrets,
-    store: new SessionStore(redis),
+    // Commands go out only on a ready connection, never into ioredis's offline queue.
+    store: new SessionStore(async () => whenReady(await redis(), config.redis.connectTimeoutMs)),
     now: Date.now,
     newId: newSessionId,
     redis,

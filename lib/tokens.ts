@@ -159,6 +159,11 @@ export async function verifySessionToken(
   if (typeof token !== "string" || token.split(".").length !== 5) {
     throw new TokenError("malformed", "token is not a compact JWE");
   }
+  // Decoders ignore the spare low bits of a segment's last base64url character, so a token with a
+  // non-canonical segment is a modified copy of a real one that would still decrypt: refuse it.
+  if (token.split(".").some((part) => Buffer.from(part, "base64url").toString("base64url") !== part)) {
+    throw new TokenError("malformed", "token is not canonical base64url");
+  }
   let payload: JWTPayload;
   try {
     const result = await jwtDecrypt(

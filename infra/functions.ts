@@ -1,0 +1,324 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { fallbackHandler } from "../handlers/fallback";
+import type { RouteDefinition } from "../handlers/routes";
+import { loadConfig } from "../lib/config";
+import type { HttpHandler } from "../lib/http";
+import { createLogger } from "../lib/logger";
+import { createRuntime } from "../lib/runtime";
+
+/** The Lambda runtime every function is pinned to (Node.js 20 is past end of life). */
+export const LAMBDA_RUNTIME = "nodejs22.x";
+/** Graviton: cheaper per GB-second, and every runtime dependency is pure JavaScript. */
+export const LAMBDA_ARCHITECTURE = "arm64";
+/** API Gateway gives up on an integration after 30 s; a function must answer well before. */
+export const MAX_TIMEOUT_SECONDS = 25;
+/**
+ * Packages the code archive leaves out: the Node.js Lambda runtime ships AWS SDK v3, and the
+ * Secrets Manager client with its dependency tree is about half of the package otherwise.
+ */
+export const EXCLUDED_PACKAGES = ["@aws-sdk/client-secrets-manager"];
+/** Handler settings a stack may set (see lib/config.ts); anything else is refused. */
+export const TUNABLE_SETTINGS = [
+  "DEFAULT_SESSION_TIMEOUT_SECONDS",
+  "DEFAULT_CONCURRENCY",
+  "SESSION_RETENTION_SECONDS",
+  "SECRETS_CACHE_TTL_SECONDS",
+  "SECRETS_MAX_STALE_SECONDS",
+  "TOKEN_ISSUER",
+  "TOKEN_AUDIENCE",
+  "MAX_USER_METADATA_BYTES",
+  "MAX_BODY_BYTES",
+  "IDEMPOTENCY_TTL_SECONDS",
+  "REDIS_CONNECT_TIMEOUT_MS",
+  "REDIS_COMMAND_TIMEOUT_MS",
+  "POWERTOOLS_LOG_LEVEL",
+] as const;
+
+/** The name of the function behind API Gateway's `$default` route. */
+export const FALLBACK_NAME = "fallback";
+
+export interface FunctionEnvironmentInput {
+  redisEndpoint: string;
+  redisCluster: boolean;
+  redisAuthSecretArn: string;
+  tokenKeysSecretArn: string;
+  apiKeysSecretArn: string;
+  connectHost: string;
+  connectScheme: "ws" | "wss";
+  /** Optional handler settings, by variable name (only `TUNABLE_SETTINGS`). */
+  settings?: Record<string, string>;
+}
+
+/**
+ * The environment of every function: where things are (endpoints and secret ARNs), never a
+ * secret value. Checked with the handlers' own config loader, so a bad value fails the preview
+ * instead of every cold start.
+ */
+export function functionEnvironment(input: FunctionEnvironmentInput): Record<string, string> {
+  const settings = input.settings ?? {};
+  for (const name of Object.keys(settings)) {
+    if (!(TUNABLE_SETTINGS as readonly string[]).includes(name)) {
+      throw new Error(
+        `functions: setting ${name} is not one the handlers read (${TUNABLE_SETTINGS.join(", ")})`,
+      );
+    }
+  }
+  const env: Record<string, string> = {
+    ...settings,
+    REDIS_ENDPOINT: input.redisEndpoint,
+    REDIS_CLUSTER: String(input.redisCluster),
+    REDIS_AUTH_SECRET_ARN: input.redisAuthSecretArn,
+    JWE_SECRET_ARN: input.tokenKeysSecretArn,
+    API_KEYS_SECRET_ARN: input.apiKeysSecretArn,
+    ALB_DNS_NAME: input.connectHost,
+    CONNECT_SCHEME: input.connectScheme,
+    POWERTOOLS_SERVICE_NAME: "wallcrawler-api",
+    // The runtime's SDK would otherwise print a notice about Node.js versions on every cold start.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+  };
+  loadConfig(env);
+  return env;
+}
+
+/** An IAM policy document (the subset used here). */
+export interface PolicyDocument {
+  Version: "2012-10-17";
+  Statement: { Sid: string; Effect: "Allow"; Action: string[]; Resource: string | string[] }[];
+}
+
+/**
+ * The functions' only permissions: read exactly the given secrets, write to their own log
+ * groups, and manage the network interfaces Lambda needs in a VPC (what
+ * AWSLambdaVPCAccessExecutionRole grants, without its account-wide log permissions).
+ */
+export function functionPolicyDocument(
+  secretArns: readonly string[],
+  logGroupArns: readonly string[],
+): PolicyDocument {
+  if (secretArns.length === 0) throw new Error("functions: the policy needs at least one secret ARN");
+  for (const arn of secretArns) {
+    if (!/^arn:aws[a-z-]*:secretsmanager:[^:]+:\d{12}:secret:.+$/.test(arn)) {
+      throw new Error(`functions: "${arn}" is not a Secrets Manager secret ARN`);
+    }
+  }
+  if (logGroupArns.length === 0) throw new Error("functions: the policy needs the functions' log group ARNs");
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "ReadApiSecrets",
+        Effect: "Allow",
+        Action: ["secretsmanager:GetSecretValue"],
+        Resource: [...new Set(secretArns)],
+      },
+      {
+        Sid: "WriteOwnLogs",
+        Effect: "Allow",
+        Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        Resource: [...new Set(logGroupArns)].map((arn) => `${arn.replace(/:\*$/, "")}:*`),
+      },
+      {
+        // These EC2 actions have no resource-level scoping for Lambda's VPC attachment.
+        Sid: "VpcNetworkInterfaces",
+        Effect: "Allow",
+        Action: [
+          "ec2:CreateNetworkInterface",
+          "ec2:DescribeNetworkInterfaces",
+          "ec2:DescribeSubnets",
+          "ec2:DeleteNetworkInterface",
+          "ec2:AssignPrivateIpAddresses",
+          "ec2:UnassignPrivateIpAddresses",
+        ],
+        Resource: "*",
+      },
+    ],
+  };
+}
+
+/** Lambda may assume the role, nobody else. */
+export const LAMBDA_ASSUME_ROLE_POLICY = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
+});
+
+/**
+ * The factory a route's function runs once per container: it builds the runtime (config,
+ * secret cache, Redis client) and returns the handler, so caches and connections live across
+ * invocations. Only `route` and module functions are captured: nothing of the stack's config.
+ */
+export function routeHandlerFactory(route: RouteDefinition): () => HttpHandler {
+  return () => route.factory(createRuntime());
+}
+
+/** The method and path of each route, without their factories (the fallback needs no handler code). */
+export function routeTable(
+  routes: readonly RouteDefinition[],
+): { name: string; method: string; path: string }[] {
+  return routes.map((route) => ({ name: route.name, method: route.method, path: route.path }));
+}
+
+/** The `$default` route's factory: JSON 404/405 for whatever no route took. */
+export function fallbackHandlerFactory(routes: readonly RouteDefinition[]): () => HttpHandler {
+  // matchRoute reads only method and path, so the fallback's package carries no route's code.
+  const table = routeTable(routes) as unknown as RouteDefinition[];
+  return () => fallbackHandler({ logger: createLogger() }, table);
+}
+
+export interface FunctionsArgs {
+  routes: readonly RouteDefinition[];
+  /** Private subnets the functions run in. */
+  subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  securityGroupId: pulumi.Input<string>;
+  redisEndpoint: pulumi.Input<string>;
+  redisCluster: boolean;
+  redisAuthSecretArn: pulumi.Input<string>;
+  tokenKeysSecretArn: pulumi.Input<string>;
+  apiKeysSecretArn: pulumi.Input<string>;
+  connectHost: pulumi.Input<string>;
+  connectScheme: "ws" | "wss";
+  /** Default 512 (more memory is more CPU: token crypto and JSON are CPU-bound). */
+  memorySize?: number;
+  /** Seconds, 3..25; default 10. */
+  timeout?: number;
+  /** CloudWatch retention of each function's log group; default 30. */
+  logRetentionDays?: number;
+  /** Reserved concurrency of each function; default none (the account pool). */
+  reservedConcurrency?: number;
+  settings?: Record<string, string>;
+}
+
+/** CloudWatch Logs accepts only these retention periods. */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+
+export function checkLogRetention(days: number, argument = "logRetentionDays"): number {
+  if (!LOG_RETENTION_DAYS.includes(days)) {
+    throw new Error(`${argument} must be one of ${LOG_RETENTION_DAYS.join(", ")}, got ${days}`);
+  }
+  return days;
+}
+
+/** One deployed handler: its function and log group. */
+export interface DeployedFunction {
+  name: string;
+  function: aws.lambda.CallbackFunction<unknown, unknown>;
+  logGroup: aws.cloudwatch.LogGroup;
+}
+
+/**
+ * One Lambda per route plus the `$default` fallback, sharing one least-privilege role, in the
+ * private subnets with the functions' security group.
+ */
+export class Functions extends pulumi.ComponentResource {
+  /** By route name, plus `fallback`. */
+  public readonly functions: Record<string, DeployedFunction>;
+  public readonly roleArn: pulumi.Output<string>;
+
+  constructor(name: string, args: FunctionsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("wallcrawler:infra:Functions", name, {}, opts);
+    if (!args.routes || args.routes.length === 0)
+      throw new Error("functions: routes must list at least one route");
+    const names = args.routes.map((route) => route.name);
+    if (new Set(names).size !== names.length || names.includes(FALLBACK_NAME)) {
+      throw new Error(`functions: route names must be unique and not "${FALLBACK_NAME}"`);
+    }
+    if (!args.subnetIds) throw new Error("functions: subnetIds is required");
+    if (!args.securityGroupId) throw new Error("functions: securityGroupId is required");
+    const memorySize = args.memorySize ?? 512;
+    if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10240) {
+      throw new Error(
+        `functions: memorySize must be a whole number of MB from 128 to 10240, got ${memorySize}`,
+      );
+    }
+    const timeout = args.timeout ?? 10;
+    if (!Number.isInteger(timeout) || timeout < 3 || timeout > MAX_TIMEOUT_SECONDS) {
+      throw new Error(
+        `functions: timeout must be whole seconds from 3 to ${MAX_TIMEOUT_SECONDS}, got ${timeout}`,
+      );
+    }
+    const retentionInDays = checkLogRetention(args.logRetentionDays ?? 30, "functions: logRetentionDays");
+
+    const environment = pulumi
+      .all([
+        args.redisEndpoint,
+        args.redisAuthSecretArn,
+        args.tokenKeysSecretArn,
+        args.apiKeysSecretArn,
+        args.connectHost,
+      ])
+      .apply(([redisEndpoint, redisAuthSecretArn, tokenKeysSecretArn, apiKeysSecretArn, connectHost]) =>
+        functionEnvironment({
+          redisEndpoint,
+          redisCluster: args.redisCluster,
+          redisAuthSecretArn,
+          tokenKeysSecretArn,
+          apiKeysSecretArn,
+          connectHost,
+          connectScheme: args.connectScheme,
+          settings: args.settings,
+        }),
+      );
+
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      { description: "WallCrawler API functions", assumeRolePolicy: LAMBDA_ASSUME_ROLE_POLICY },
+      { parent: this },
+    );
+
+    const entries: { name: string; factory: () => HttpHandler }[] = [
+      ...args.routes.map((route) => ({ name: route.name, factory: routeHandlerFactory(route) })),
+      { name: FALLBACK_NAME, factory: fallbackHandlerFactory(args.routes) },
+    ];
+    const logGroups = entries.map(
+      (entry) =>
+        new aws.cloudwatch.LogGroup(`${name}-${entry.name}-logs`, { retentionInDays }, { parent: this }),
+    );
+
+    const policy = new aws.iam.RolePolicy(
+      `${name}-policy`,
+      {
+        role: role.id,
+        policy: pulumi
+          .all([
+            pulumi.all([args.tokenKeysSecretArn, args.apiKeysSecretArn, args.redisAuthSecretArn]),
+            pulumi.all(logGroups.map((group) => group.arn)),
+          ])
+          .apply(([secretArns, logArns]) => JSON.stringify(functionPolicyDocument(secretArns, logArns))),
+      },
+      { parent: this },
+    );
+
+    this.functions = {};
+    entries.forEach((entry, index) => {
+      const logGroup = logGroups[index];
+      const fn = new aws.lambda.CallbackFunction<unknown, unknown>(
+        `${name}-${entry.name}`,
+        {
+          description: `WallCrawler API: ${entry.name}`,
+          callbackFactory: entry.factory as unknown as aws.lambda.CallbackFactory<unknown, unknown>,
+          role: role.arn,
+          runtime: LAMBDA_RUNTIME,
+          architectures: [LAMBDA_ARCHITECTURE],
+          memorySize,
+          timeout,
+          reservedConcurrentExecutions: args.reservedConcurrency,
+          vpcConfig: { subnetIds: args.subnetIds, securityGroupIds: [args.securityGroupId] },
+          environment: { variables: environment },
+          loggingConfig: { logFormat: "Text", logGroup: logGroup.name },
+          codePathOptions: { extraExcludePackages: EXCLUDED_PACKAGES },
+        },
+        // The role must hold its VPC and log permissions before Lambda checks them at create time.
+        { parent: this, dependsOn: [policy, logGroup] },
+      );
+      this.functions[entry.name] = { name: entry.name, function: fn, logGroup };
+    });
+    this.roleArn = role.arn;
+
+    this.registerOutputs({
+      roleArn: this.roleArn,
+      functionArns: Object.fromEntries(Object.values(this.functions).map((f) => [f.name, f.function.arn])),
+    });
+  }
+}

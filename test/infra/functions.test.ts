@@ -1,0 +1,199 @@
+import { expect } from "chai";
+import { ROUTES } from "../../handlers/routes";
+import {
+  fallbackHandlerFactory,
+  FALLBACK_NAME,
+  functionEnvironment,
+  functionPolicyDocument,
+  Functions,
+  LAMBDA_ARCHITECTURE,
+  LAMBDA_RUNTIME,
+  routeTable,
+} from "../../infra/functions";
+import { apiEvent, ctx } from "../support/fixtures";
+import { find, installMocks, ofType, promiseOf, settle, T } from "./mocks";
+
+const ARN = (name: string) => `arn:aws:secretsmanager:us-west-2:123456789012:secret:${name}-AbCdEf`;
+const ENV_INPUT = {
+  redisEndpoint: "rediss://master.x.cache.amazonaws.com:6379",
+  redisCluster: false,
+  redisAuthSecretArn: ARN("auth"),
+  tokenKeysSecretArn: ARN("tokens"),
+  apiKeysSecretArn: ARN("keys"),
+  connectHost: "connect.example.com",
+  connectScheme: "wss" as const,
+};
+
+describe("infra/functions", () => {
+  describe("functionEnvironment", () => {
+    it("holds endpoints and secret ARNs under the names lib/config.ts reads", () => {
+      expect(functionEnvironment(ENV_INPUT)).to.include({
+        REDIS_ENDPOINT: ENV_INPUT.redisEndpoint,
+        REDIS_CLUSTER: "false",
+        REDIS_AUTH_SECRET_ARN: ARN("auth"),
+        JWE_SECRET_ARN: ARN("tokens"),
+        API_KEYS_SECRET_ARN: ARN("keys"),
+        ALB_DNS_NAME: "connect.example.com",
+        CONNECT_SCHEME: "wss",
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      });
+      expect(functionEnvironment({ ...ENV_INPUT, redisCluster: true }).REDIS_CLUSTER).to.equal("true");
+    });
+
+    it("passes known handler settings and refuses unknown or malformed ones", () => {
+      expect(
+        functionEnvironment({ ...ENV_INPUT, settings: { DEFAULT_CONCURRENCY: "5" } }).DEFAULT_CONCURRENCY,
+      ).to.equal("5");
+      expect(() => functionEnvironment({ ...ENV_INPUT, settings: { REDIS_PASSWORD: "x" } })).to.throw(
+        /REDIS_PASSWORD/,
+      );
+      expect(() => functionEnvironment({ ...ENV_INPUT, settings: { DEFAULT_CONCURRENCY: "many" } })).to.throw(
+        /DEFAULT_CONCURRENCY/,
+      );
+      expect(() => functionEnvironment({ ...ENV_INPUT, connectHost: "https://x/" })).to.throw(/ALB_DNS_NAME/);
+    });
+
+    it("cannot be told to override the secret ARNs through settings", () => {
+      expect(() =>
+        functionEnvironment({ ...ENV_INPUT, settings: { JWE_SECRET_ARN: "file:/tmp/x" } }),
+      ).to.throw(/JWE_SECRET_ARN/);
+    });
+  });
+
+  describe("functionPolicyDocument", () => {
+    const logs = [
+      "arn:aws:logs:us-west-2:123456789012:log-group:a",
+      "arn:aws:logs:us-west-2:123456789012:log-group:b",
+    ];
+
+    it("reads exactly the given secrets, writes only the given log groups, and manages VPC interfaces", () => {
+      const doc = functionPolicyDocument([ARN("a"), ARN("b"), ARN("a")], logs);
+      expect(doc.Statement.map((s) => s.Sid)).to.deep.equal([
+        "ReadApiSecrets",
+        "WriteOwnLogs",
+        "VpcNetworkInterfaces",
+      ]);
+      expect(doc.Statement[0]).to.deep.equal({
+        Sid: "ReadApiSecrets",
+        Effect: "Allow",
+        Action: ["secretsmanager:GetSecretValue"],
+        Resource: [ARN("a"), ARN("b")],
+      });
+      expect(doc.Statement[1].Resource).to.deep.equal(logs.map((arn) => `${arn}:*`));
+      expect(doc.Statement[1].Action).to.deep.equal(["logs:CreateLogStream", "logs:PutLogEvents"]);
+      expect(doc.Statement[2].Action.every((a) => a.startsWith("ec2:"))).to.equal(true);
+    });
+
+    it("refuses a wildcard or non-secret ARN and an empty list", () => {
+      expect(() => functionPolicyDocument(["*"], logs)).to.throw(/not a Secrets Manager secret ARN/);
+      expect(() => functionPolicyDocument(["arn:aws:s3:::bucket"], logs)).to.throw(/not a Secrets Manager/);
+      expect(() => functionPolicyDocument([], logs)).to.throw(/at least one/);
+      expect(() => functionPolicyDocument([ARN("a")], [])).to.throw(/log group/);
+    });
+  });
+
+  describe("the fallback", () => {
+    it("knows the routes' methods and paths without carrying their handlers", async () => {
+      expect(routeTable(ROUTES).every((r) => !("factory" in r))).to.equal(true);
+      const handler = fallbackHandlerFactory(ROUTES)();
+      const wrongMethod = await handler(apiEvent({ method: "DELETE", path: "/v1/sessions" }), ctx());
+      expect(wrongMethod.statusCode).to.equal(405);
+      expect(wrongMethod.headers.allow).to.include("POST");
+      const unknown = await handler(apiEvent({ method: "GET", path: "/v2/nothing" }), ctx());
+      expect(unknown.statusCode).to.equal(404);
+      expect(JSON.parse(unknown.body)).to.include({ statusCode: 404, error: "Not Found" });
+    });
+  });
+
+  describe("the Functions component", function () {
+    this.timeout(30000);
+    let functions: Functions;
+
+    before(async () => {
+      await installMocks();
+      functions = new Functions("t-fn", {
+        routes: [ROUTES[0]],
+        subnetIds: ["subnet-p1", "subnet-p2"],
+        securityGroupId: "sg-functions",
+        redisEndpoint: ENV_INPUT.redisEndpoint,
+        redisCluster: true,
+        redisAuthSecretArn: ARN("auth"),
+        tokenKeysSecretArn: ARN("tokens"),
+        apiKeysSecretArn: ARN("keys"),
+        connectHost: "connect.example.com",
+        connectScheme: "wss",
+        memorySize: 1024,
+        timeout: 8,
+        logRetentionDays: 90,
+        reservedConcurrency: 20,
+        settings: { DEFAULT_CONCURRENCY: "10" },
+      });
+      await promiseOf(functions.roleArn);
+      await settle();
+    });
+
+    it("makes one function per route plus the fallback, pinned, in the VPC, with the given sizes", () => {
+      const made = ofType(T.lambda, "t-fn-")
+        .map((r) => r.name)
+        .sort();
+      expect(made).to.deep.equal([`t-fn-${FALLBACK_NAME}`, `t-fn-${ROUTES[0].name}`].sort());
+      for (const fn of ofType(T.lambda, "t-fn-")) {
+        expect(fn.inputs).to.include({
+          runtime: LAMBDA_RUNTIME,
+          memorySize: 1024,
+          timeout: 8,
+          reservedConcurrentExecutions: 20,
+        });
+        expect(fn.inputs.architectures).to.deep.equal([LAMBDA_ARCHITECTURE]);
+        expect(fn.inputs.vpcConfig).to.deep.equal({
+          subnetIds: ["subnet-p1", "subnet-p2"],
+          securityGroupIds: ["sg-functions"],
+        });
+        expect(fn.inputs.handler).to.equal("__index.handler");
+        expect(fn.inputs.environment.variables).to.include({
+          REDIS_CLUSTER: "true",
+          DEFAULT_CONCURRENCY: "10",
+          JWE_SECRET_ARN: ARN("tokens"),
+        });
+      }
+    });
+
+    it("uses its own role, with no managed policy attached, for every function", () => {
+      const role = find(T.role, "t-fn-role");
+      for (const fn of ofType(T.lambda, "t-fn-")) expect(fn.inputs.role).to.equal(role.state.arn);
+      expect(ofType("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "t-fn")).to.have.length(0);
+      const policy = JSON.parse(find(T.rolePolicy, "t-fn-policy").inputs.policy);
+      expect(policy.Statement[0].Resource).to.deep.equal([ARN("tokens"), ARN("keys"), ARN("auth")]);
+    });
+
+    it("gives each function a log group with the given retention and logs there", () => {
+      for (const fn of ofType(T.lambda, "t-fn-")) {
+        const group = find(T.logGroup, `${fn.name}-logs`);
+        expect(group.inputs.retentionInDays).to.equal(90);
+        expect(fn.inputs.loggingConfig).to.deep.equal({ logFormat: "Text", logGroup: group.state.name });
+      }
+    });
+
+    it("refuses a timeout near API Gateway's limit and a retention CloudWatch does not offer", () => {
+      const base = {
+        routes: [ROUTES[0]],
+        subnetIds: ["s"],
+        securityGroupId: "sg",
+        redisEndpoint: "rediss://h:6379",
+        redisCluster: false,
+        redisAuthSecretArn: ARN("a"),
+        tokenKeysSecretArn: ARN("t"),
+        apiKeysSecretArn: ARN("k"),
+        connectHost: "h",
+        connectScheme: "wss" as const,
+      };
+      expect(() => new Functions("t-bad-timeout", { ...base, timeout: 29 })).to.throw(/timeout/);
+      expect(() => new Functions("t-bad-retention", { ...base, logRetentionDays: 10 })).to.throw(
+        /logRetentionDays/,
+      );
+      expect(
+        () => new Functions("t-bad-name", { ...base, routes: [{ ...ROUTES[0], name: FALLBACK_NAME }] }),
+      ).to.throw(/route names/);
+    });
+  });
+});

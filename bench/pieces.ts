@@ -44,7 +44,7 @@ export async function measurePieces(): Promise<PieceCost[]> {
   for (let i = 0; i < fields.length; i += 2) hash[fields[i]] = fields[i + 1];
   const now = Date.now();
   return [
-    await cost("mint a session token (jose JWE, dir + A256GCM)", 3000, () =>
+    await cost("mint a session token (JWE dir + A256GCM, node:crypto)", 3000, () =>
       mintSessionToken(keySet, claims, { issuer: "i", audience: "a" }),
     ),
     await cost("authenticate an API key (2 x SHA-256)", 20000, () => authenticate(key, index, 25)),

@@ -1597,8 +1597,11 @@ function explainMisses(input: ReportInput, failed: TargetCheck[]): string[] {
         `the Node side, on a machine whose ${String(input.machine.cores)} cores also run Redis and the load ` +
         `generator. Profile by package: ${groups("create")}. Minting the token alone costs ${mint} us ` +
         `(${round((100 * mint) / (create.serverCpuUsPerReq ?? NaN), 0)}% of create's CPU). What would move ` +
-        `it: a cheaper token mint (AES-256-GCM through node:crypto directly, or a CryptoKey imported once ` +
-        `per key set rather than raw key bytes per token), then the HTTP adapter and logging frames above.`,
+        `it: the token is already minted with node:crypto (jose's WebCrypto path cost about 300 us); what ` +
+        `remains is spread thin: response and socket writes, the local HTTP adapter that builds each ` +
+        `payload-2.0 event (absent in Lambda), JSON body parsing and validation, the per-create log line ` +
+        `and ioredis's command objects. Moving it further means fewer layers per request (e.g. a leaner ` +
+        `adapter, no log line per create) rather than one hot spot.`,
     );
   }
   if (failed.some((f) => f.name.startsWith("create p99"))) {
@@ -1620,8 +1623,8 @@ function explainMisses(input: ReportInput, failed: TargetCheck[]): string[] {
         `${floorA.serverCpuUsPerReq} us for floor A. A running session's retrieve mints a fresh connectUrl ` +
         `token (${mint} us, ${round((100 * mint) / (retrieve.serverCpuUsPerReq ?? NaN), 0)}% of it)` +
         (input.profiles.retrieve ? `; profile by package: ${groups("retrieve")}` : "") +
-        `. What would move it: the cheaper mint above, or reusing a token minted for the same session ` +
-        `while it has most of its life left.`,
+        `. What would move it: reusing a connect token minted for the same session while it has most ` +
+        `of its life left, and the thinner request path described for create.`,
     );
   }
   if (failed.some((f) => f.name.startsWith("cold start"))) {

@@ -9,7 +9,7 @@
  * round, the median of CONNECT_BENCH_ROUNDS (default 10), and how many browser processes are
  * left once the stack has stopped (must be 0). Loopback only; needs Chromium and redis-server.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,32 +18,8 @@ import Browserbase from "@browserbasehq/sdk";
 import { chromium } from "playwright-core";
 import { createMemoryLogger } from "../lib/logger";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../local/connect/browser";
+import { alive, processesMentioning } from "../local/connect/processes";
 import { startLocalStack } from "../local/stack";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Processes whose command line names one of the session profile folders (Linux). */
-function processesMentioning(needles: string[]): number[] {
-  if (process.platform !== "linux" || needles.length === 0) return [];
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-        return needles.some((needle) => cmdline.includes(needle));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 async function main(): Promise<void> {
   const rounds = Number(process.env.CONNECT_BENCH_ROUNDS ?? 10);

@@ -20,6 +20,7 @@ import { expect } from "chai";
 import {
   expectSdkLiveUrls,
   expectSdkSession,
+  rejectionOf,
   startCompatStack,
   startFaultProxy,
   type CompatProject,
@@ -27,16 +28,6 @@ import {
   type Fault,
   type FaultProxy,
 } from "./support";
-
-/** Resolves to the rejection of `promise`, failing the test if it fulfils. */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
 
 describe("compat: @browserbasehq/sdk against the local stack", function () {
   this.timeout(15000);

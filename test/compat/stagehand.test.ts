@@ -24,6 +24,7 @@ import Browserbase from "@browserbasehq/sdk";
 import { expect } from "chai";
 import {
   expectSdkSession,
+  rejectionOf,
   startCompatStack,
   startFaultProxy,
   type CompatProject,
@@ -66,15 +67,6 @@ const importEsm = new Function("specifier", "return import(specifier)") as <T>(
 
 /** What Stagehand's zod schemas accept from the SDK (BrowserbaseSessionCreate/RetrieveResultSchema). */
 const STAGEHAND_REGIONS = ["us-west-2", "us-east-1", "eu-central-1", "ap-southeast-1"];
-
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
 
 describe("compat: @browserbasehq/stagehand 4 browserbase helper against the local stack", function () {
   this.timeout(15000);

@@ -37,6 +37,16 @@ export interface CompatStack {
   stop(): Promise<void>;
 }
 
+/** Resolves to the rejection of `promise`, failing the test if it fulfils. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected the call to fail, but it succeeded");
+}
+
 /** A port nothing listens on: connectUrls point here, so a client's WebSocket dial fails at once. */
 export async function closedPort(): Promise<number> {
   const server = createServer();

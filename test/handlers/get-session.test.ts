@@ -4,7 +4,14 @@ import { expect } from "chai";
 import { createSessionHandler } from "../../handlers/create-session";
 import { getSessionHandler } from "../../handlers/get-session";
 import type { HttpHandler, HttpResult } from "../../lib/http";
-import { apiEvent, createTestWorld, ctx, uniqueProject, type TestWorld } from "../support/fixtures";
+import {
+  apiEvent,
+  createTestWorld,
+  ctx,
+  sessionEvent,
+  uniqueProject,
+  type TestWorld,
+} from "../support/fixtures";
 
 const SESSION_FIELDS = [
   "createdAt",
@@ -45,16 +52,7 @@ describe("GET /v1/sessions/{id}", () => {
   };
 
   const retrieve = (key: string, id: string, handler: HttpHandler = get): Promise<HttpResult> =>
-    handler(
-      apiEvent({
-        method: "GET",
-        path: `/v1/sessions/${id}`,
-        routePath: "/v1/sessions/{id}",
-        pathParameters: { id },
-        headers: { "X-BB-API-Key": key },
-      }),
-      ctx(),
-    );
+    handler(sessionEvent("GET", key, id), ctx());
 
   /** A get handler whose clock runs `ms` ahead of the real one. */
   const getLater = (ms: number) => getSessionHandler({ ...world.runtime, now: () => Date.now() + ms });
@@ -225,15 +223,7 @@ describe("GET /v1/sessions/{id}", () => {
   it("answers 401 without an API key and 401 for an unknown one", async () => {
     const key = world.addKey(uniqueProject());
     const created = await createSession(key);
-    const res = await get(
-      apiEvent({
-        method: "GET",
-        path: `/v1/sessions/${created.id}`,
-        routePath: "/v1/sessions/{id}",
-        pathParameters: { id: created.id },
-      }),
-      ctx(),
-    );
+    const res = await get(sessionEvent("GET", undefined, created.id), ctx());
     expect(res.statusCode).to.equal(401);
     expect((await retrieve("wc_" + "A".repeat(43), created.id)).statusCode).to.equal(401);
   });

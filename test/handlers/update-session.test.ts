@@ -6,7 +6,14 @@ import { getSessionHandler } from "../../handlers/get-session";
 import { updateSessionHandler } from "../../handlers/update-session";
 import type { HttpHandler, HttpResult } from "../../lib/http";
 import { keys, SESSION_EVENTS_CHANNEL } from "../../lib/store";
-import { apiEvent, createTestWorld, ctx, uniqueProject, type TestWorld } from "../support/fixtures";
+import {
+  apiEvent,
+  createTestWorld,
+  ctx,
+  sessionEvent,
+  uniqueProject,
+  type TestWorld,
+} from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -63,30 +70,11 @@ describe("POST /v1/sessions/{id}", () => {
     return JSON.parse(res.body);
   };
 
-  const event = (key: string, id: string, options: { body?: unknown; rawBody?: string } = {}) =>
-    apiEvent({
-      method: "POST",
-      path: `/v1/sessions/${id}`,
-      routePath: "/v1/sessions/{id}",
-      pathParameters: { id },
-      headers: { "X-BB-API-Key": key },
-      ...options,
-    });
-
   const release = (key: string, id: string, handler: HttpHandler = update): Promise<HttpResult> =>
-    handler(event(key, id, { body: { status: "REQUEST_RELEASE" } }), ctx());
+    handler(sessionEvent("POST", key, id, { body: { status: "REQUEST_RELEASE" } }), ctx());
 
   const statusOf = async (key: string, id: string) => {
-    const res = await get(
-      apiEvent({
-        method: "GET",
-        path: `/v1/sessions/${id}`,
-        routePath: "/v1/sessions/{id}",
-        pathParameters: { id },
-        headers: { "X-BB-API-Key": key },
-      }),
-      ctx(),
-    );
+    const res = await get(sessionEvent("GET", key, id), ctx());
     return JSON.parse(res.body).status;
   };
 
@@ -116,16 +104,7 @@ describe("POST /v1/sessions/{id}", () => {
     expect(await statusOf(key, created.id)).to.equal("COMPLETED");
     // Still COMPLETED (not TIMED_OUT) once expiresAt has passed.
     const later = getSessionHandler({ ...world.runtime, now: () => Date.now() + 3600_000 });
-    const afterExpiry = await later(
-      apiEvent({
-        method: "GET",
-        path: `/v1/sessions/${created.id}`,
-        routePath: "/v1/sessions/{id}",
-        pathParameters: { id: created.id },
-        headers: { "X-BB-API-Key": key },
-      }),
-      ctx(),
-    );
+    const afterExpiry = await later(sessionEvent("GET", key, created.id), ctx());
     expect(JSON.parse(afterExpiry.body)).to.include({ status: "COMPLETED", endedAt: body.endedAt });
   });
 
@@ -205,7 +184,7 @@ describe("POST /v1/sessions/{id}", () => {
       ["a status that is not a string", { body: { status: 1 } }, /status/],
     ];
     for (const [what, options, message] of cases) {
-      const res = await update(event(key, created.id, options), ctx());
+      const res = await update(sessionEvent("POST", key, created.id, options), ctx());
       expect(res.statusCode, `${what}: ${res.body}`).to.equal(400);
       const body = JSON.parse(res.body);
       expect(body, what).to.include({ statusCode: 400, error: "Bad Request" });
@@ -220,7 +199,9 @@ describe("POST /v1/sessions/{id}", () => {
     const key = world.addKey(project);
     const created = await createSession(key);
     const mismatch = await update(
-      event(key, created.id, { body: { status: "REQUEST_RELEASE", projectId: uniqueProject() } }),
+      sessionEvent("POST", key, created.id, {
+        body: { status: "REQUEST_RELEASE", projectId: uniqueProject() },
+      }),
       ctx(),
     );
     expect(mismatch.statusCode, mismatch.body).to.equal(400);
@@ -228,7 +209,7 @@ describe("POST /v1/sessions/{id}", () => {
     expect(await statusOf(key, created.id)).to.equal("RUNNING");
 
     const match = await update(
-      event(key, created.id, { body: { status: "REQUEST_RELEASE", projectId: project } }),
+      sessionEvent("POST", key, created.id, { body: { status: "REQUEST_RELEASE", projectId: project } }),
       ctx(),
     );
     expect(match.statusCode, match.body).to.equal(200);

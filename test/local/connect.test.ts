@@ -14,6 +14,7 @@ import { createMemoryLogger } from "../../lib/logger";
 import { keys, SESSION_EVENTS_CHANNEL } from "../../lib/store";
 import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
+import { alive, processesMentioning } from "../../local/connect/processes";
 import { CLOSE, type ConnectServer } from "../../local/connect/server";
 import { addApiKeyEntry, ensureSecretsFile, readSecrets, secretsPath } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
@@ -26,32 +27,6 @@ const GRACE_MS = 300;
 /** Resolves after `ms` milliseconds. */
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** True while a process with this pid exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Pids of processes whose command line mentions any of `needles` (Linux: /proc; elsewhere none). */
-function processesMentioning(needles: string[]): number[] {
-  if (process.platform !== "linux" || needles.length === 0) return [];
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (needles.some((needle) => cmdline.includes(needle))) found.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return found;
 }
 
 /**

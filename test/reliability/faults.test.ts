@@ -9,7 +9,7 @@ import { keys } from "../../lib/store";
 import { readSecrets } from "../../local/secrets-file";
 import { createTestWorld, uniqueProject, type TestWorld } from "../support/fixtures";
 import { startOwnRedis } from "../support/redis";
-import { apiFor, expectErrorShape, sleep, type ApiRequest } from "./api";
+import { apiFor, expectErrorShape, sleep, type Api, type ApiRequest } from "./api";
 
 /** What a 503 must look like: the JSON error shape, a generic message and Retry-After. */
 function expectServiceUnavailable(res: HttpResult): void {
@@ -363,25 +363,77 @@ describe("faults: Redis slow", function () {
   });
 });
 
+/** What each test of a 503 that must never take effect works with. */
+interface LateCreateSetup {
+  world: TestWorld;
+  proxy: DelayProxy;
+  api: Api;
+  project: string;
+  key: string;
+  /** The id the latest create was given on its way to the store (a test clears it before the one it watches). */
+  lastId: string | undefined;
+}
+
+/**
+ * Runs `test` against a test world whose Redis (a server of its own) sits behind a DelayProxy,
+ * with a 200 ms command timeout and a 100 ms connect timeout, once a key for a new project
+ * (named with `prefix`) has created one session; then stops the world, the proxy and the server,
+ * whatever `test` did.
+ */
+async function withProxiedRedis(
+  prefix: string,
+  test: (setup: LateCreateSetup) => Promise<void>,
+): Promise<void> {
+  const server = await startOwnRedis();
+  const proxy = new DelayProxy(server.port);
+  await proxy.start();
+  const world = await createTestWorld({
+    redisUrl: `redis://127.0.0.1:${proxy.port}`,
+    env: { REDIS_COMMAND_TIMEOUT_MS: "200", REDIS_CONNECT_TIMEOUT_MS: "100" },
+  });
+  try {
+    const project = uniqueProject(prefix);
+    const setup: LateCreateSetup = {
+      world,
+      proxy,
+      api: apiFor({ ...world.runtime, newId: () => (setup.lastId = newSessionId()) }),
+      project,
+      key: world.addKey(project),
+      lastId: undefined,
+    };
+    const first = await setup.api.send({ method: "POST", path: "/v1/sessions", key: setup.key, body: {} });
+    expect(first.statusCode, first.body).to.equal(201);
+    await test(setup);
+  } finally {
+    await world.close();
+    await proxy.stop();
+    await server.stop();
+  }
+}
+
+/**
+ * Once the connection is back: a further create succeeds, the create answered 503 (`refusedId`)
+ * left no record, and the project has just the two created sessions.
+ */
+async function expectRefusedCreateNeverRan(
+  setup: LateCreateSetup,
+  refusedId: string | undefined,
+): Promise<void> {
+  const { world, api, project, key } = setup;
+  const after = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
+  expect(after.statusCode, after.body).to.equal(201);
+  const redis = await world.runtime.redis();
+  if (refusedId === undefined) expect.fail("the refused create never reached the store");
+  expect(await redis.exists(keys.session(project, refusedId)), "the refused create's record").to.equal(0);
+  expect(await redis.zcard(keys.active(project)), "live sessions").to.equal(2);
+}
+
 describe("faults: a request answered 503 never takes effect later", function () {
   this.timeout(20_000);
 
   it("does not run a create that timed out while the client was reconnecting", async () => {
-    const server = await startOwnRedis();
-    const proxy = new DelayProxy(server.port);
-    await proxy.start();
-    const world = await createTestWorld({
-      redisUrl: `redis://127.0.0.1:${proxy.port}`,
-      env: { REDIS_COMMAND_TIMEOUT_MS: "200", REDIS_CONNECT_TIMEOUT_MS: "100" },
-    });
-    try {
-      let lastId: string | undefined;
-      const api = apiFor({ ...world.runtime, newId: () => (lastId = newSessionId()) });
-      const project = uniqueProject("late");
-      const key = world.addKey(project);
-      const first = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
-      expect(first.statusCode, first.body).to.equal(201);
-
+    await withProxiedRedis("late", async (setup) => {
+      const { api, proxy, key } = setup;
       // Redis goes away: the client's reconnect attempts are refused, with growing pauses between
       // them (50, 100, 150, 200, 250, then 300 ms). A create arrives during the 300 ms pause, and
       // Redis is back for the attempt that ends it.
@@ -389,70 +441,39 @@ describe("faults: a request answered 503 never takes effect later", function () 
       proxy.dropConnections();
       await proxy.waitRefused(5);
       await sleep(20);
-      lastId = undefined;
+      setup.lastId = undefined;
       const pending = api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
       proxy.refuse = false;
       const refused = await pending;
-      const refusedId = lastId;
+      const refusedId = setup.lastId;
       expectServiceUnavailable(refused);
 
       // Once the connection is back, nothing answered 503 runs after the fact.
       await sleep(600);
-      const after = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
-      expect(after.statusCode, after.body).to.equal(201);
-      const redis = await world.runtime.redis();
-      if (refusedId === undefined) expect.fail("the refused create never reached the store");
-      expect(await redis.exists(keys.session(project, refusedId)), "the refused create's record").to.equal(0);
-      expect(await redis.zcard(keys.active(project)), "live sessions").to.equal(2);
-    } finally {
-      await world.close();
-      await proxy.stop();
-      await server.stop();
-    }
+      await expectRefusedCreateNeverRan(setup, refusedId);
+    });
   });
   it("does not resend a create whose connection dropped before Redis saw it", async () => {
-    const server = await startOwnRedis();
-    const proxy = new DelayProxy(server.port);
-    await proxy.start();
-    const world = await createTestWorld({
-      redisUrl: `redis://127.0.0.1:${proxy.port}`,
-      env: { REDIS_COMMAND_TIMEOUT_MS: "200", REDIS_CONNECT_TIMEOUT_MS: "100" },
-    });
-    try {
-      let lastId: string | undefined;
-      const api = apiFor({ ...world.runtime, newId: () => (lastId = newSessionId()) });
-      const project = uniqueProject("resend");
-      const key = world.addKey(project);
-      const first = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
-      expect(first.statusCode, first.body).to.equal(201);
-
+    await withProxiedRedis("resend", async (setup) => {
+      const { api, proxy, key } = setup;
       // The create is written to the connection but held on the way; the connection then drops
       // (the held bytes are lost) and Redis refuses reconnects for a while.
       proxy.delayMs = 1000;
-      lastId = undefined;
+      setup.lastId = undefined;
       const pending = api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
       await sleep(100);
       proxy.refuse = true;
       proxy.dropConnections();
       const refused = await pending;
-      const refusedId = lastId;
+      const refusedId = setup.lastId;
       expectServiceUnavailable(refused);
       await proxy.waitRefused(3);
       proxy.delayMs = 0;
       proxy.refuse = false;
 
       await sleep(700);
-      const after = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
-      expect(after.statusCode, after.body).to.equal(201);
-      const redis = await world.runtime.redis();
-      if (refusedId === undefined) expect.fail("the refused create never reached the store");
-      expect(await redis.exists(keys.session(project, refusedId)), "the refused create's record").to.equal(0);
-      expect(await redis.zcard(keys.active(project)), "live sessions").to.equal(2);
-    } finally {
-      await world.close();
-      await proxy.stop();
-      await server.stop();
-    }
+      await expectRefusedCreateNeverRan(setup, refusedId);
+    });
   });
 });
 

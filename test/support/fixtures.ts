@@ -119,4 +119,24 @@ export function apiEvent(options: {
   };
 }
 
+/**
+ * A payload-2.0 event for one session's route (`/v1/sessions/{id}`, with `id` as its path
+ * parameter), carrying `key` as the X-BB-API-Key header (no key header when `key` is undefined).
+ */
+export function sessionEvent(
+  method: string,
+  key: string | undefined,
+  id: string,
+  options: { body?: unknown; rawBody?: string } = {},
+): APIGatewayProxyEventV2 {
+  return apiEvent({
+    method,
+    path: `/v1/sessions/${id}`,
+    routePath: "/v1/sessions/{id}",
+    pathParameters: { id },
+    headers: key === undefined ? undefined : { "X-BB-API-Key": key },
+    ...options,
+  });
+}
+
 export const ctx = () => ({ awsRequestId: "test-" + randomBytes(4).toString("hex") });

@@ -100,7 +100,7 @@ async function withConnection(
       projectId: record.projectId,
       principalId: record.principalId,
       scope: "connect",
-      expiresAt: Math.ceil(record.expiresAt / 1000),
+      expiresAt: record.expiresAt / 1000,
       now: Math.floor(now / 1000),
     },
     { issuer: deps.config.tokenIssuer, audience: deps.config.tokenAudience },
@@ -148,7 +148,8 @@ export async function createSession(
     createdAt: now,
     updatedAt: now,
     startedAt: now,
-    expiresAt: now + timeoutSeconds * 1000,
+    // Rounded up to a whole second: the token's `exp` (seconds) then equals expiresAt exactly.
+    expiresAt: Math.ceil((now + timeoutSeconds * 1000) / 1000) * 1000,
     timeoutSeconds,
     keepAlive: body.keepAlive ?? false,
     region: config.region,

@@ -75,7 +75,8 @@ describe("POST /v1/sessions", () => {
       }
       expect(body).not.to.have.any.keys("endedAt", "contextId");
       const expiresAt = Date.parse(body.expiresAt);
-      expect(expiresAt - Date.parse(body.createdAt)).to.equal(120_000);
+      expect(expiresAt - Date.parse(body.createdAt)).to.be.within(120_000, 120_999);
+      expect(expiresAt % 1000, "expiresAt is a whole second").to.equal(0);
       expect(Date.parse(body.createdAt)).to.be.at.least(before);
       expect(body.connectUrl).to.equal(
         `wss://connect.test.example/v1/sessions/${body.id}/connect?signingKey=${body.signingKey}`,
@@ -87,7 +88,7 @@ describe("POST /v1/sessions", () => {
         sessionId: body.id,
       });
       expect(claims.projectId).to.equal(project);
-      expect(claims.expiresAt).to.equal(Math.ceil(expiresAt / 1000));
+      expect(claims.expiresAt).to.equal(expiresAt / 1000);
       const stored = await (await redis()).hgetall(keys.session(project, body.id));
       expect(stored.status).to.equal("RUNNING");
       expect(Object.values(stored).join(" "), "the token is not stored").not.to.include(body.signingKey);
@@ -106,7 +107,7 @@ describe("POST /v1/sessions", () => {
       const res = await create(world.addKey(project), { keepAlive: true });
       expect(res.statusCode, res.body).to.equal(201);
       const body = JSON.parse(res.body);
-      expect(Date.parse(body.expiresAt) - Date.parse(body.createdAt)).to.equal(300_000);
+      expect(Date.parse(body.expiresAt) - Date.parse(body.createdAt)).to.be.within(300_000, 300_999);
       expect(body.keepAlive).to.equal(true);
       expect(await (await redis()).hget(keys.session(project, body.id), "keepAlive")).to.equal("1");
     });
@@ -122,7 +123,10 @@ describe("POST /v1/sessions", () => {
         const res = await create(key, { timeout });
         expect(res.statusCode, res.body).to.equal(201);
         const body = JSON.parse(res.body);
-        expect(Date.parse(body.expiresAt) - Date.parse(body.createdAt)).to.equal(timeout * 1000);
+        expect(Date.parse(body.expiresAt) - Date.parse(body.createdAt)).to.be.within(
+          timeout * 1000,
+          timeout * 1000 + 999,
+        );
       }
     });
 
@@ -374,7 +378,8 @@ describe("POST /v1/sessions", () => {
     it("answers 429 with Retry-After = seconds until the earliest live session expires and names the limit", async () => {
       const project = uniqueProject();
       const key = world.addKey(project, { concurrency: 2 });
-      const start = Date.now();
+      // A whole second: expiresAt is rounded up to one, so the arithmetic below stays exact.
+      const start = Math.floor(Date.now() / 1000) * 1000;
       const { clock, create: createAt } = clocked(start);
       expect((await createAt(key, { timeout: 300 })).statusCode).to.equal(201);
       clock.now = start + 1_000;
@@ -394,7 +399,8 @@ describe("POST /v1/sessions", () => {
     it("lets the SDK retry a 429 whose wait is a few seconds, and rounds the wait up", async () => {
       const project = uniqueProject();
       const key = world.addKey(project, { concurrency: 1 });
-      const start = Date.now();
+      // A whole second: expiresAt is rounded up to one, so the arithmetic below stays exact.
+      const start = Math.floor(Date.now() / 1000) * 1000;
       const { clock, create: createAt } = clocked(start);
       await createAt(key, { timeout: 60 });
       clock.now = start + 57_500;
@@ -407,7 +413,8 @@ describe("POST /v1/sessions", () => {
     it("creates again once the earliest session has expired", async () => {
       const project = uniqueProject();
       const key = world.addKey(project, { concurrency: 1 });
-      const start = Date.now();
+      // A whole second: expiresAt is rounded up to one, so the arithmetic below stays exact.
+      const start = Math.floor(Date.now() / 1000) * 1000;
       const { clock, create: createAt } = clocked(start);
       expect((await createAt(key, { timeout: 60 })).statusCode).to.equal(201);
       clock.now = start + 59_999;

@@ -66,6 +66,8 @@ interface CacheEntry {
   raw: string;
   parsed: Map<unknown, unknown>;
   fetchedAt: number;
+  /** After a failed refresh, the stale value is served without asking the source until then. */
+  retryAt?: number;
 }
 
 export interface SecretCacheOptions {
@@ -73,6 +75,11 @@ export interface SecretCacheOptions {
   ttlMs: number;
   /** Past the TTL, a value this much older is still served while the source is failing. */
   maxStaleMs: number;
+  /**
+   * After a failed refresh, how long the stale value is served before the source is asked
+   * again (default 5 s): otherwise every request during an outage would wait out the failing call.
+   */
+  retryBackoffMs?: number;
   now?: () => number;
   /** Told when a stale value is served because the source failed (for a log line, never the value). */
   onStale?: (ref: string, error: unknown) => void;
@@ -118,10 +125,14 @@ export class SecretCache {
     const cached = this.entries.get(ref);
     const now = this.now();
     if (cached && now - cached.fetchedAt < this.options.ttlMs) return cached;
+    const usableStale =
+      cached !== undefined && now - cached.fetchedAt < this.options.ttlMs + this.options.maxStaleMs;
+    if (usableStale && cached.retryAt !== undefined && now < cached.retryAt) return cached;
     try {
       return await this.refresh(ref);
     } catch (error) {
-      if (cached && now - cached.fetchedAt < this.options.ttlMs + this.options.maxStaleMs) {
+      if (usableStale) {
+        cached.retryAt = this.now() + (this.options.retryBackoffMs ?? 5000);
         this.options.onStale?.(ref, error);
         return cached;
       }

@@ -266,7 +266,27 @@ describe("secrets", () => {
       await cache.get(ARN);
       fake.mode = "ok";
       fake.values.set(ARN, "after");
+      clock.now += 5_000; // past the retry backoff that follows a failed refresh
       expect(await cache.get(ARN)).to.equal("after");
+    });
+
+    it("after a failed refresh serves the stale value without asking again until the backoff has passed", async () => {
+      const { cache, clock, stale } = cacheWith(source, { ttlMs: 1_000 });
+      const before = await cache.get(ARN);
+      fake.mode = "error";
+      clock.now += 2_000;
+      expect(await cache.get(ARN)).to.equal(before);
+      const asked = fake.requests.length;
+      clock.now += 4_000;
+      // Within the backoff: answered from the cache at once, the failing service is not asked.
+      expect(await cache.get(ARN)).to.equal(before);
+      expect(await cache.get(ARN)).to.equal(before);
+      expect(fake.requests.length).to.equal(asked);
+      expect(stale).to.have.length(1);
+      clock.now += 1_001;
+      expect(await cache.get(ARN)).to.equal(before);
+      expect(fake.requests.length).to.be.greaterThan(asked);
+      expect(stale).to.have.length(2);
     });
 
     it("is a 503 DependencyError when the service is down and nothing is cached", async () => {

@@ -168,6 +168,7 @@ export async function createSession(
     });
   }
 
+  const fingerprint = idempotencyKey === undefined ? undefined : bodyFingerprint(body);
   const outcome = await deps.store.create({
     record,
     limit: principal.concurrency,
@@ -175,13 +176,9 @@ export async function createSession(
     retentionMs: config.retentionSeconds * 1000,
     maxLifetimeMs: SESSION_TIMEOUT_MAX_SECONDS * 1000,
     idempotency:
-      idempotencyKey === undefined
+      idempotencyKey === undefined || fingerprint === undefined
         ? undefined
-        : {
-            key: idempotencyKey,
-            fingerprint: bodyFingerprint(body),
-            ttlMs: config.idempotencyTtlSeconds * 1000,
-          },
+        : { key: idempotencyKey, fingerprint, ttlMs: config.idempotencyTtlSeconds * 1000 },
   });
 
   if (outcome.kind === "limited") {
@@ -195,7 +192,7 @@ export async function createSession(
     );
   }
   if (outcome.kind === "replay") {
-    if (outcome.fingerprint !== bodyFingerprint(body)) {
+    if (outcome.fingerprint !== fingerprint) {
       throw new ConflictError(
         "Idempotency-Key was already used with a different request body; use a new key",
       );

@@ -118,7 +118,8 @@ describe("faults: Redis killed under load and restarted", function () {
       const killAt = performance.now();
       await server.kill();
       const killedAt = performance.now();
-      await sleep(1500);
+      // Long enough for each worker to see several 503s (each waits out the 500 ms connect timeout).
+      await sleep(3000);
       const restartBegan = performance.now();
       await server.restart();
       const restartedAt = performance.now();

@@ -61,6 +61,8 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
+  // A closed terminal: stop as for Ctrl-C rather than leave Redis and browsers behind.
+  process.on("SIGHUP", () => void stop("SIGHUP"));
 }
 
 void main();

@@ -97,6 +97,14 @@ export async function startRedisServer(options: {
       );
     });
     await spawned;
+    // Whatever ends this process short of SIGKILL (an uncaught error, process.exit) must not
+    // leave the server running behind it: kill it synchronously on the way out.
+    const server = child;
+    const killOnExit = () => {
+      if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
+    };
+    process.once("exit", killOnExit);
+    server.once("exit", () => process.removeListener("exit", killOnExit));
     await waitForPing(port, 10000);
   };
 

@@ -29,6 +29,7 @@ import { CREATE_SESSION_LUA, keys } from "../lib/store";
 import { rotateTokenKeySet } from "../lib/tokens";
 import { startRedisServer, type RedisServer } from "../local/redis-server";
 import { secretsPath, writeSecrets } from "../local/secrets-file";
+import { apiEvent } from "../test/support/fixtures";
 import { measurePackage, packageOf, requiredPackageDirs, type SizeReport } from "./package-size";
 import { measurePieces, type PieceCost } from "./pieces";
 import { summarizeProfile, type ProfileSummary } from "./profile";
@@ -85,14 +86,15 @@ interface Proc {
 
 const running = new Set<ChildProcess>();
 
-function startProcess(
-  name: string,
-  script: string,
-  args: string[],
+/**
+ * A `node` child with an IPC channel, tracked in `running` (so it is ended with the run), whose
+ * last 4,000 characters of stderr `stderr()` returns for error messages.
+ */
+function spawnTracked(
+  nodeArgs: string[],
   env: Record<string, string | undefined>,
-  execArgv: string[] = TS_NODE,
-): Promise<Proc> {
-  const child = spawn(process.execPath, [...execArgv, script, ...args], {
+): { child: ChildProcess; stderr: () => string } {
+  const child = spawn(process.execPath, nodeArgs, {
     cwd: ROOT,
     env,
     stdio: ["ignore", "ignore", "pipe", "ipc"],
@@ -102,9 +104,23 @@ function startProcess(
   child.stderr?.on("data", (data: Buffer) => {
     stderr = (stderr + data.toString()).slice(-4000);
   });
+  return { child, stderr: () => stderr };
+}
+
+function startProcess(
+  name: string,
+  script: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  execArgv: string[] = TS_NODE,
+): Promise<Proc> {
+  const { child, stderr } = spawnTracked([...execArgv, script, ...args], env);
   child.once("exit", () => running.delete(child));
   return new Promise((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s: ${stderr}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${name} did not start within 60 s: ${stderr()}`)),
+      60_000,
+    );
     child.on("message", (message: { type?: string; url?: string }) => {
       if (message?.type === "ready") {
         clearTimeout(timer);
@@ -113,7 +129,7 @@ function startProcess(
     });
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code} before it was ready: ${stderr}`));
+      reject(new Error(`${name} exited with ${code} before it was ready: ${stderr()}`));
     });
   });
 }
@@ -162,16 +178,7 @@ function probe<T>(
   execArgv: string[] = [],
 ): Promise<T & { wallMs: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...execArgv, join(BENCH, "probe.js"), ...args], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-  });
-  running.add(child);
-  let stderr = "";
-  child.stderr?.on("data", (data: Buffer) => {
-    stderr = (stderr + data.toString()).slice(-4000);
-  });
+  const { child, stderr } = spawnTracked([...execArgv, join(BENCH, "probe.js"), ...args], env);
   return new Promise((done, reject) => {
     let result: (T & { error?: string }) | undefined;
     const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
@@ -181,7 +188,7 @@ function probe<T>(
     child.once("exit", () => {
       clearTimeout(timer);
       running.delete(child);
-      if (!result) reject(new Error(`probe ${args.join(" ")} reported nothing: ${stderr}`));
+      if (!result) reject(new Error(`probe ${args.join(" ")} reported nothing: ${stderr()}`));
       else if (result.error) reject(new Error(`probe ${args[0]} failed: ${result.error}`));
       else done({ ...result, wallMs: performance.now() - t0 });
     });
@@ -436,51 +443,6 @@ async function request(
   });
   const text = await response.text();
   return { status: response.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
-
-/** An API Gateway HTTP API payload-2.0 event, as the probes' handlers receive it. */
-function apiEvent(options: {
-  method: string;
-  path: string;
-  routePath: string;
-  apiKey: string;
-  body?: unknown;
-  pathParameters?: Record<string, string>;
-}) {
-  const routeKey = options.routePath === "$default" ? "$default" : `${options.method} ${options.routePath}`;
-  return {
-    version: "2.0",
-    routeKey,
-    rawPath: options.path,
-    rawQueryString: "",
-    headers: {
-      "content-type": "application/json",
-      "x-bb-api-key": options.apiKey,
-      host: "api.bench.invalid",
-      "user-agent": "bench",
-    },
-    pathParameters: options.pathParameters,
-    requestContext: {
-      accountId: "000000000000",
-      apiId: "bench",
-      domainName: "api.bench.invalid",
-      domainPrefix: "api",
-      http: {
-        method: options.method,
-        path: options.path,
-        protocol: "HTTP/1.1",
-        sourceIp: "127.0.0.1",
-        userAgent: "bench",
-      },
-      requestId: randomUUID(),
-      routeKey,
-      stage: "$default",
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-    },
-    body: options.body === undefined ? undefined : JSON.stringify(options.body),
-    isBase64Encoded: false,
-  };
 }
 
 // ---------------------------------------------------------------- the run
@@ -934,17 +896,22 @@ async function main(): Promise<void> {
           method: "POST",
           path: "/v1/sessions",
           routePath: "/v1/sessions",
-          apiKey: apiKeys.probe,
+          headers: { "x-bb-api-key": apiKeys.probe },
           body: createBody(PROJECTS.probe),
         }),
       "list-sessions": () =>
-        apiEvent({ method: "GET", path: "/v1/sessions", routePath: "/v1/sessions", apiKey: apiKeys.list }),
+        apiEvent({
+          method: "GET",
+          path: "/v1/sessions",
+          routePath: "/v1/sessions",
+          headers: { "x-bb-api-key": apiKeys.list },
+        }),
       "get-session": () =>
         apiEvent({
           method: "GET",
           path: `/v1/sessions/${listIds[1]}`,
           routePath: "/v1/sessions/{id}",
-          apiKey: apiKeys.list,
+          headers: { "x-bb-api-key": apiKeys.list },
           pathParameters: { id: listIds[1] },
         }),
       "update-session": () => {
@@ -954,7 +921,7 @@ async function main(): Promise<void> {
           method: "POST",
           path: `/v1/sessions/${id}`,
           routePath: "/v1/sessions/{id}",
-          apiKey: apiKeys.release,
+          headers: { "x-bb-api-key": apiKeys.release },
           body: { status: "REQUEST_RELEASE" },
           pathParameters: { id },
         });
@@ -964,11 +931,16 @@ async function main(): Promise<void> {
           method: "GET",
           path: `/v1/sessions/${listIds[2]}/debug`,
           routePath: "/v1/sessions/{id}/debug",
-          apiKey: apiKeys.list,
+          headers: { "x-bb-api-key": apiKeys.list },
           pathParameters: { id: listIds[2] },
         }),
       fallback: () =>
-        apiEvent({ method: "GET", path: "/v1/unknown", routePath: "$default", apiKey: apiKeys.list }),
+        apiEvent({
+          method: "GET",
+          path: "/v1/unknown",
+          routePath: "$default",
+          headers: { "x-bb-api-key": apiKeys.list },
+        }),
     };
     if (releasePool.length - releaseCursor < SETTINGS.coldRuns * 2) await seed(SETTINGS.coldRuns * 2);
     const coldStarts: ColdStart[] = [];
@@ -1032,7 +1004,7 @@ async function main(): Promise<void> {
             method: "GET",
             path: `/v1/sessions/${id}`,
             routePath: "/v1/sessions/{id}",
-            apiKey: apiKeys.list,
+            headers: { "x-bb-api-key": apiKeys.list },
             pathParameters: { id },
           }),
         ),

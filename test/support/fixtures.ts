@@ -73,7 +73,7 @@ export async function createTestWorld(
   };
 }
 
-/** A payload-2.0 event as API Gateway sends it. */
+/** A payload-2.0 event as API Gateway sends it (`routePath: "$default"` for the fallback route). */
 export function apiEvent(options: {
   method: string;
   path: string;
@@ -87,7 +87,8 @@ export function apiEvent(options: {
   const headers: Record<string, string> = { "content-type": "application/json" };
   for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
   const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
-  const routeKey = `${options.method} ${options.routePath ?? options.path}`;
+  const routeKey =
+    options.routePath === "$default" ? "$default" : `${options.method} ${options.routePath ?? options.path}`;
   return {
     version: "2.0",
     routeKey,

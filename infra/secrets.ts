@@ -167,25 +167,29 @@ export class Secrets extends pulumi.ComponentResource {
       this.currentTokenKeyId = pulumi.output(plan.current);
     }
 
-    const apiKeys = new aws.secretsmanager.Secret(
-      `${name}-api-keys`,
-      { description: "WallCrawler API: API-key hashes and their projects", recoveryWindowInDays },
-      { parent: this },
+    /** A secret and its one version, both named `${name}-${suffix}`. */
+    const storedSecret = (suffix: string, description: string, value: pulumi.Input<string>) => {
+      const secret = new aws.secretsmanager.Secret(
+        `${name}-${suffix}`,
+        { description, recoveryWindowInDays },
+        { parent: this },
+      );
+      new aws.secretsmanager.SecretVersion(
+        `${name}-${suffix}`,
+        { secretId: secret.id, secretString: value },
+        { parent: this },
+      );
+      return secret;
+    };
+    const apiKeys = storedSecret(
+      "api-keys",
+      "WallCrawler API: API-key hashes and their projects",
+      apiKeysValue,
     );
-    new aws.secretsmanager.SecretVersion(
-      `${name}-api-keys`,
-      { secretId: apiKeys.id, secretString: apiKeysValue },
-      { parent: this },
-    );
-    const tokenKeys = new aws.secretsmanager.Secret(
-      `${name}-token-keys`,
-      { description: "WallCrawler API: session-token key set (shared with the Proxy)", recoveryWindowInDays },
-      { parent: this },
-    );
-    new aws.secretsmanager.SecretVersion(
-      `${name}-token-keys`,
-      { secretId: tokenKeys.id, secretString: tokenValue },
-      { parent: this },
+    const tokenKeys = storedSecret(
+      "token-keys",
+      "WallCrawler API: session-token key set (shared with the Proxy)",
+      tokenValue,
     );
 
     this.apiKeysSecretArn = apiKeys.arn;

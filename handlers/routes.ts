@@ -1,6 +1,7 @@
 import type { HttpHandler } from "../lib/http";
 import type { SessionDeps } from "../lib/sessions";
 import { createSessionHandler } from "./create-session";
+import { createExtensionHandler, deleteExtensionHandler, getExtensionHandler } from "./extensions";
 import { getSessionHandler } from "./get-session";
 import { listSessionsHandler } from "./list-sessions";
 import { sessionDebugHandler } from "./session-debug";
@@ -10,7 +11,7 @@ import { updateSessionHandler } from "./update-session";
 export interface RouteDefinition {
   /** Short name, used for the Lambda and its log group. */
   name: string;
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   /** API Gateway path, with `{param}` segments. */
   path: string;
   factory: (deps: SessionDeps) => HttpHandler;
@@ -23,6 +24,9 @@ export const ROUTES: readonly RouteDefinition[] = [
   { name: "get-session", method: "GET", path: "/v1/sessions/{id}", factory: getSessionHandler },
   { name: "update-session", method: "POST", path: "/v1/sessions/{id}", factory: updateSessionHandler },
   { name: "session-debug", method: "GET", path: "/v1/sessions/{id}/debug", factory: sessionDebugHandler },
+  { name: "create-extension", method: "POST", path: "/v1/extensions", factory: createExtensionHandler },
+  { name: "get-extension", method: "GET", path: "/v1/extensions/{id}", factory: getExtensionHandler },
+  { name: "delete-extension", method: "DELETE", path: "/v1/extensions/{id}", factory: deleteExtensionHandler },
 ];
 
 export type RouteMatch =

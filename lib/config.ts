@@ -44,6 +44,8 @@ export interface RuntimeConfig {
   maxBodyBytes: number;
   /** How long an `Idempotency-Key` is remembered, in seconds. */
   idempotencyTtlSeconds: number;
+  /** The object store: `s3://<bucket>` deployed, `file:<folder>` locally; unset, the extension routes refuse to start. */
+  objectStore?: string;
 }
 
 export const SESSION_TIMEOUT_MIN_SECONDS = 60;
@@ -107,6 +109,16 @@ export function normaliseRedisUrl(raw: string, name = "REDIS_ENDPOINT"): string 
   return withScheme;
 }
 
+function objectStoreSetting(env: Env): string | undefined {
+  const value = optional(env, "OBJECT_STORE");
+  if (value !== undefined && !/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/?|file:.+)$/.test(value)) {
+    throw new ConfigError(
+      `environment variable OBJECT_STORE must be s3://<bucket> or file:<folder>, got "${value.slice(0, 100)}"`,
+    );
+  }
+  return value;
+}
+
 /** Reads the handlers' configuration from `env` (default `process.env`). */
 export function loadConfig(env: Env = process.env): RuntimeConfig {
   const redisUrl = normaliseRedisUrl(required(env, "REDIS_ENDPOINT"));
@@ -149,5 +161,6 @@ export function loadConfig(env: Env = process.env): RuntimeConfig {
     maxUserMetadataBytes: integer(env, "MAX_USER_METADATA_BYTES", 8192, 256, 65536),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 65536, 1024, 1048576),
     idempotencyTtlSeconds: integer(env, "IDEMPOTENCY_TTL_SECONDS", 86400, 60, 7 * 86400),
+    objectStore: objectStoreSetting(env),
   };
 }

@@ -71,6 +71,14 @@ export class PayloadTooLargeError extends HttpError {
   }
 }
 
+/** 415: the body is not in a format the route accepts. */
+export class UnsupportedMediaTypeError extends HttpError {
+  constructor(message: string) {
+    super(415, message);
+    this.name = "UnsupportedMediaTypeError";
+  }
+}
+
 export class TooManyRequestsError extends HttpError {
   readonly retryAfterSeconds: number;
 

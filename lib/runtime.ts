@@ -5,6 +5,8 @@ import { FileSecretSource, SecretCache, SecretsManagerSource } from "./secrets";
 import { newSessionId, type SessionDeps } from "./sessions";
 import { defineSessionScripts, SessionStore } from "./store";
 import { describeCause } from "./http";
+import { defineExtensionScripts, ExtensionStore } from "./extensions";
+import { objectStoreFrom } from "./objects";
 
 export interface RuntimeOptions {
   env?: Record<string, string | undefined>;
@@ -43,6 +45,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
       const password = config.redisAuthSecretRef ? await secrets.get(config.redisAuthSecretRef) : undefined;
       const made = createRedisClient({ ...config.redis, password });
       defineSessionScripts(made);
+      defineExtensionScripts(made);
       let down = false;
       made.on("error", (error: unknown) => {
         // One line per outage, not one per reconnect attempt.
@@ -62,12 +65,15 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     return pending;
   };
 
+  // Commands go out only on a ready connection, never into ioredis's offline queue.
+  const readyRedis = async () => whenReady(await redis(), config.redis.connectTimeoutMs);
   return {
     config,
     logger,
     secrets,
-    // Commands go out only on a ready connection, never into ioredis's offline queue.
-    store: new SessionStore(async () => whenReady(await redis(), config.redis.connectTimeoutMs)),
+    store: new SessionStore(readyRedis),
+    extensions: new ExtensionStore(readyRedis),
+    objects: config.objectStore ? objectStoreFrom(config.objectStore) : undefined,
     now: Date.now,
     newId: newSessionId,
     redis,

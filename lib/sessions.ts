@@ -12,6 +12,8 @@ import {
   type SessionStatus,
   type SessionView,
 } from "./session";
+import { checkSessionExtension, type ExtensionStore } from "./extensions";
+import type { ObjectStore } from "./objects";
 import { matchesMetadata, type MetadataClause } from "./query";
 import type { SessionStore } from "./store";
 import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
@@ -25,6 +27,10 @@ export interface SessionDeps {
   /** Epoch milliseconds. */
   now: () => number;
   newId: () => string;
+  /** Extension metadata (Redis). */
+  extensions: ExtensionStore;
+  /** The object store; undefined when OBJECT_STORE is not configured (the extension routes then refuse to start). */
+  objects?: ObjectStore;
   /** Pages of live sessions, where the connect host can tell (the local stack); else debug lists none. */
   pages?: PageLister;
 }
@@ -158,7 +164,16 @@ export async function createSession(
   const contextId = body.browserSettings?.context?.id;
   if (contextId !== undefined) record.contextId = contextId;
   const extensionId = body.extensionId ?? body.browserSettings?.extensionId;
-  if (extensionId !== undefined) record.extensionId = extensionId;
+  if (
+    body.extensionId !== undefined &&
+    body.browserSettings?.extensionId !== undefined &&
+    body.extensionId !== body.browserSettings.extensionId
+  ) {
+    throw new BadRequestError("extensionId and browserSettings.extensionId name different extensions; give one");
+  }
+  if (extensionId !== undefined) {
+    record.extensionId = await checkSessionExtension(principal.projectId, extensionId, deps);
+  }
   if (body.userMetadata !== undefined) record.userMetadata = body.userMetadata;
   if (body.browserSettings !== undefined) record.browserSettings = body.browserSettings;
   if (body.proxies !== undefined && body.proxies !== false) {

@@ -8,6 +8,8 @@ export const keys = {
   active: (projectId: string) => `wc:{${projectId}}:active`,
   sessions: (projectId: string) => `wc:{${projectId}}:sessions`,
   idempotency: (projectId: string, key: string) => `wc:{${projectId}}:idem:${key}`,
+  extension: (projectId: string, id: string) => `wc:{${projectId}}:extension:${id}`,
+  extensions: (projectId: string) => `wc:{${projectId}}:extensions`,
 };
 
 /** Channel the Proxy subscribes to for session lifecycle events. */

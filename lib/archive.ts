@@ -2,7 +2,7 @@ import { createWriteStream, mkdirSync } from "node:fs";
 import { dirname, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import * as yauzl from "yauzl";
+import { fromBuffer, type Entry, type ZipFile } from "yauzl";
 import { BadRequestError } from "./errors";
 
 /**
@@ -39,9 +39,9 @@ export interface ExtensionManifestSummary {
   uncompressedBytes: number;
 }
 
-function openZip(buffer: Buffer): Promise<yauzl.ZipFile> {
+function openZip(buffer: Buffer): Promise<ZipFile> {
   return new Promise((resolvePromise, reject) => {
-    yauzl.fromBuffer(
+    fromBuffer(
       buffer,
       { lazyEntries: true, validateEntrySizes: true, decodeStrings: true, strictFileNames: true },
       (error, zipfile) => (error ? reject(error) : resolvePromise(zipfile)),
@@ -49,7 +49,7 @@ function openZip(buffer: Buffer): Promise<yauzl.ZipFile> {
   });
 }
 
-function openEntry(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable> {
+function openEntry(zipfile: ZipFile, entry: Entry): Promise<Readable> {
   return new Promise((resolvePromise, reject) => {
     zipfile.openReadStream(entry, (error, stream) => (error ? reject(error) : resolvePromise(stream)));
   });
@@ -57,8 +57,8 @@ function openEntry(zipfile: yauzl.ZipFile, entry: yauzl.Entry): Promise<Readable
 
 /** Walks every entry in order; `visit` may read the entry before the next one is read. */
 async function eachEntry(
-  zipfile: yauzl.ZipFile,
-  visit: (entry: yauzl.Entry) => Promise<void>,
+  zipfile: ZipFile,
+  visit: (entry: Entry) => Promise<void>,
 ): Promise<void> {
   await new Promise<void>((resolvePromise, reject) => {
     let failed = false;
@@ -72,7 +72,7 @@ async function eachEntry(
     zipfile.on("end", () => {
       if (!failed) resolvePromise();
     });
-    zipfile.on("entry", (entry: yauzl.Entry) => {
+    zipfile.on("entry", (entry: Entry) => {
       visit(entry).then(() => zipfile.readEntry(), fail);
     });
     zipfile.readEntry();
@@ -94,7 +94,7 @@ function archiveProblem(error: unknown): BadRequestError {
   return new BadRequestError(`the extension archive is damaged: ${message.slice(0, 200)}`);
 }
 
-function checkTotals(zipfile: yauzl.ZipFile, limits: ArchiveLimits): void {
+function checkTotals(zipfile: ZipFile, limits: ArchiveLimits): void {
   if (zipfile.entryCount > limits.maxEntries) {
     throw new BadRequestError(
       `the extension archive has ${zipfile.entryCount} entries; the limit is ${limits.maxEntries}`,
@@ -147,7 +147,7 @@ export async function inspectExtensionArchive(
   buffer: Buffer,
   limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
 ): Promise<ExtensionManifestSummary> {
-  let zipfile: yauzl.ZipFile;
+  let zipfile: ZipFile;
   try {
     zipfile = await openZip(buffer);
   } catch (error) {
@@ -198,7 +198,7 @@ export async function extractExtensionArchive(
 ): Promise<void> {
   const root = resolve(dir);
   mkdirSync(root, { recursive: true });
-  let zipfile: yauzl.ZipFile;
+  let zipfile: ZipFile;
   try {
     zipfile = await openZip(buffer);
   } catch (error) {

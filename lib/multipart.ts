@@ -1,4 +1,5 @@
-import busboy from "busboy";
+// A plain require: Pulumi serializes a module only when the handler captures the module object itself.
+import busboy = require("busboy");
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from "./errors";
 import { header, type HttpEvent } from "./http";
 

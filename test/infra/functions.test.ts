@@ -22,6 +22,7 @@ const ENV_INPUT = {
   apiKeysSecretArn: ARN("keys"),
   connectHost: "connect.example.com",
   connectScheme: "wss" as const,
+  bucketName: "wc-objects-123",
 };
 
 describe("infra/functions", () => {
@@ -29,6 +30,7 @@ describe("infra/functions", () => {
     it("holds endpoints and secret ARNs under the names lib/config.ts reads", () => {
       expect(functionEnvironment(ENV_INPUT)).to.include({
         REDIS_ENDPOINT: ENV_INPUT.redisEndpoint,
+        OBJECT_STORE: "s3://wc-objects-123",
         REDIS_CLUSTER: "false",
         REDIS_AUTH_SECRET_ARN: ARN("auth"),
         JWE_SECRET_ARN: ARN("tokens"),
@@ -84,6 +86,20 @@ describe("infra/functions", () => {
       expect(doc.Statement[2].Action.every((a) => a.startsWith("ec2:"))).to.equal(true);
     });
 
+    it("uses only the objects under the store's prefixes of the one bucket, and refuses a non-bucket ARN", () => {
+      const doc = functionPolicyDocument([ARN("a")], logs, "arn:aws:s3:::wc-objects");
+      const objects = doc.Statement.find((s) => s.Sid === "UseObjectStore")!;
+      expect(objects.Resource).to.deep.equal(["arn:aws:s3:::wc-objects/extensions/*"]);
+      expect(objects.Action).to.deep.equal([
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:PutObjectTagging",
+      ]);
+      expect(JSON.stringify(doc)).to.not.match(/s3:\*|s3:List|"arn:aws:s3:::wc-objects"/);
+      expect(() => functionPolicyDocument([ARN("a")], logs, "*")).to.throw(/not an S3 bucket ARN/);
+    });
+
     it("refuses a wildcard or non-secret ARN and an empty list", () => {
       expect(() => functionPolicyDocument(["*"], logs)).to.throw(/not a Secrets Manager secret ARN/);
       expect(() => functionPolicyDocument(["arn:aws:s3:::bucket"], logs)).to.throw(/not a Secrets Manager/);
@@ -122,6 +138,8 @@ describe("infra/functions", () => {
         apiKeysSecretArn: ARN("keys"),
         connectHost: "connect.example.com",
         connectScheme: "wss",
+        bucketName: "wc-objects-123",
+        bucketArn: "arn:aws:s3:::wc-objects-123",
         memorySize: 1024,
         timeout: 8,
         logRetentionDays: 90,
@@ -186,6 +204,8 @@ describe("infra/functions", () => {
         apiKeysSecretArn: ARN("k"),
         connectHost: "h",
         connectScheme: "wss" as const,
+        bucketName: "b-objects",
+        bucketArn: "arn:aws:s3:::b-objects",
       };
       expect(() => new Functions("t-bad-timeout", { ...base, timeout: 29 })).to.throw(/timeout/);
       expect(() => new Functions("t-bad-retention", { ...base, logRetentionDays: 10 })).to.throw(

@@ -167,6 +167,20 @@ function fakeResource(args: pulumi.runtime.MockResourceArgs): { id: string; stat
         },
       };
     }
+    case "aws:s3/bucket:Bucket": {
+      // S3 bucket names are lower case; the physical name here may carry upper-case digest letters.
+      const bucket = physical.toLowerCase();
+      return {
+        id: bucket,
+        state: { ...inputs, bucket, arn: `arn:aws:s3:::${bucket}`, region: REGION },
+      };
+    }
+    case "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
+    case "aws:s3/bucketOwnershipControls:BucketOwnershipControls":
+    case "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+    case "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration":
+    case "aws:s3/bucketPolicy:BucketPolicy":
+      return { id: `${inputs.bucket}`, state: { ...inputs } };
     case "aws:lambda/permission:Permission":
       return { id: `${physical}`, state: { ...inputs, statementId: physical } };
     case "aws:apigatewayv2/api:Api": {
@@ -355,4 +369,10 @@ export const T = {
   lb: "aws:lb/loadBalancer:LoadBalancer",
   targetGroup: "aws:lb/targetGroup:TargetGroup",
   listener: "aws:lb/listener:Listener",
+  bucket: "aws:s3/bucket:Bucket",
+  publicAccessBlock: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+  ownership: "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+  encryption: "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+  lifecycle: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+  bucketPolicy: "aws:s3/bucketPolicy:BucketPolicy",
 } as const;

@@ -101,6 +101,7 @@ describe("the whole program (dev stack config, under mocks)", function () {
       REDIS_AUTH_SECRET_ARN: await promiseOf(program.redisAuthSecretArn),
       ALB_DNS_NAME: await promiseOf(program.connectHost),
       CONNECT_SCHEME: "ws",
+      OBJECT_STORE: `s3://${await promiseOf(program.objectsBucketName)}`,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     };
     for (const fn of mine(T.lambda)) {
@@ -157,6 +158,8 @@ describe("the whole program (dev stack config, under mocks)", function () {
     expect(reads).to.have.length(1);
     expect(reads[0].Action).to.deep.equal(["secretsmanager:GetSecretValue"]);
     expect([...reads[0].Resource].sort()).to.deep.equal([...secretArns].sort());
+    const objects = policy.Statement.find((s: { Sid: string }) => s.Sid === "UseObjectStore");
+    expect(objects.Resource).to.deep.equal([`${await promiseOf(program.objectsBucketArn)}/extensions/*`]);
     const logs = policy.Statement.find((s: { Sid: string }) => s.Sid === "WriteOwnLogs");
     expect(logs.Resource).to.have.length(mine(T.lambda).length);
     for (const resource of logs.Resource) expect(resource).to.match(/^arn:aws:logs:.+:log-group:.+:\*$/);
@@ -286,7 +289,8 @@ describe("the whole program (dev stack config, under mocks)", function () {
     // Per function: the function, its log group, integration, route and invoke permission. Fixed: VPC
     // (awsx; its subnets, routes and NAT are not visible under mocks), 3 security groups with 6
     // rules, cache (password, secret + version, subnet group, replication group), 2 secrets + versions
-    // + 1 random key, role + policy, API + stage + access logs, ALB + listener + target group.
-    expect(custom.length).to.equal(28 + 5 * (ROUTES.length + 1));
+    // + 1 random key, role + policy, API + stage + access logs, ALB + listener + target group,
+    // object store bucket + public access block, ownership, encryption, lifecycle and policy.
+    expect(custom.length).to.equal(34 + 5 * (ROUTES.length + 1));
   });
 });

@@ -18,7 +18,9 @@ const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
 /** The extension routes need the object store: without OBJECT_STORE they fail at start-up, naming it. */
 function extensionDeps(deps: SessionDeps): ExtensionDeps {
   if (!deps.objects) {
-    throw new ConfigError("environment variable OBJECT_STORE is required by the extension routes but not set");
+    throw new ConfigError(
+      "environment variable OBJECT_STORE is required by the extension routes but not set",
+    );
   }
   return { extensions: deps.extensions, objects: deps.objects, logger: deps.logger, now: deps.now };
 }

@@ -26,7 +26,12 @@ export const ROUTES: readonly RouteDefinition[] = [
   { name: "session-debug", method: "GET", path: "/v1/sessions/{id}/debug", factory: sessionDebugHandler },
   { name: "create-extension", method: "POST", path: "/v1/extensions", factory: createExtensionHandler },
   { name: "get-extension", method: "GET", path: "/v1/extensions/{id}", factory: getExtensionHandler },
-  { name: "delete-extension", method: "DELETE", path: "/v1/extensions/{id}", factory: deleteExtensionHandler },
+  {
+    name: "delete-extension",
+    method: "DELETE",
+    path: "/v1/extensions/{id}",
+    factory: deleteExtensionHandler,
+  },
 ];
 
 export type RouteMatch =

@@ -278,18 +278,26 @@ export class Functions extends pulumi.ComponentResource {
         args.connectHost,
         args.bucketName,
       ])
-      .apply(([redisEndpoint, redisAuthSecretArn, tokenKeysSecretArn, apiKeysSecretArn, connectHost, bucketName]) =>
-        functionEnvironment({
-          bucketName,
+      .apply(
+        ([
           redisEndpoint,
-          redisCluster: args.redisCluster,
           redisAuthSecretArn,
           tokenKeysSecretArn,
           apiKeysSecretArn,
           connectHost,
-          connectScheme: args.connectScheme,
-          settings: args.settings,
-        }),
+          bucketName,
+        ]) =>
+          functionEnvironment({
+            bucketName,
+            redisEndpoint,
+            redisCluster: args.redisCluster,
+            redisAuthSecretArn,
+            tokenKeysSecretArn,
+            apiKeysSecretArn,
+            connectHost,
+            connectScheme: args.connectScheme,
+            settings: args.settings,
+          }),
       );
 
     const role = new aws.iam.Role(

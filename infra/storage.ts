@@ -36,7 +36,9 @@ export function bucketPolicyDocument(bucketArn: string): string {
 }
 
 /** The lifecycle rules: retired objects expire, and abandoned multipart uploads are cleaned up. */
-export function lifecycleRules(retiredObjectDays: number): aws.types.input.s3.BucketLifecycleConfigurationRule[] {
+export function lifecycleRules(
+  retiredObjectDays: number,
+): aws.types.input.s3.BucketLifecycleConfigurationRule[] {
   if (!Number.isInteger(retiredObjectDays) || retiredObjectDays < 1 || retiredObjectDays > 3650) {
     throw new Error(`storage: retiredObjectDays must be whole days from 1 to 3650, got ${retiredObjectDays}`);
   }
@@ -98,7 +100,11 @@ export class Storage extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, { bucket: bucket.id, rules }, { parent: this });
+    new aws.s3.BucketLifecycleConfiguration(
+      `${name}-lifecycle`,
+      { bucket: bucket.id, rules },
+      { parent: this },
+    );
     new aws.s3.BucketPolicy(
       `${name}-policy`,
       { bucket: bucket.id, policy: bucket.arn.apply(bucketPolicyDocument) },

@@ -25,7 +25,10 @@ export interface ArchiveLimits {
 export const MAX_EXTENSION_ARCHIVE_BYTES = 4 * 1024 * 1024;
 
 /** Chrome extensions unpack to a few MB (Stagehand's: 2.6 MB in 8 files); these leave ample room. */
-export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = { maxEntries: 2000, maxUncompressedBytes: 64 * 1024 * 1024 };
+export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = {
+  maxEntries: 2000,
+  maxUncompressedBytes: 64 * 1024 * 1024,
+};
 
 /** A manifest.json larger than this is not a manifest. */
 const MAX_MANIFEST_BYTES = 1024 * 1024;
@@ -56,10 +59,7 @@ function openEntry(zipfile: ZipFile, entry: Entry): Promise<Readable> {
 }
 
 /** Walks every entry in order; `visit` may read the entry before the next one is read. */
-async function eachEntry(
-  zipfile: ZipFile,
-  visit: (entry: Entry) => Promise<void>,
-): Promise<void> {
+async function eachEntry(zipfile: ZipFile, visit: (entry: Entry) => Promise<void>): Promise<void> {
   await new Promise<void>((resolvePromise, reject) => {
     let failed = false;
     const fail = (error: unknown) => {
@@ -130,7 +130,8 @@ function parseManifest(bytes: Buffer): { name: string; version: string; manifest
   if (m.manifest_version !== 2 && m.manifest_version !== 3) {
     throw new BadRequestError("manifest.json must have manifest_version 2 or 3");
   }
-  if (typeof m.name !== "string" || m.name.trim() === "") throw new BadRequestError("manifest.json has no name");
+  if (typeof m.name !== "string" || m.name.trim() === "")
+    throw new BadRequestError("manifest.json has no name");
   if (typeof m.version !== "string" || m.version.trim() === "") {
     throw new BadRequestError("manifest.json has no version");
   }
@@ -218,7 +219,9 @@ export async function extractExtensionArchive(
       }
       written += entry.uncompressedSize;
       if (written > limits.maxUncompressedBytes) {
-        throw new BadRequestError(`the extension archive unpacks to more than ${limits.maxUncompressedBytes} bytes`);
+        throw new BadRequestError(
+          `the extension archive unpacks to more than ${limits.maxUncompressedBytes} bytes`,
+        );
       }
       mkdirSync(dirname(target), { recursive: true });
       // yauzl checks the inflated size against the declared one (validateEntrySizes).

@@ -197,8 +197,11 @@ export function extensionNotFound(id: string): NotFoundError {
 /** A usable file name to show back: the upload's base name, printable, at most 255 characters. */
 function cleanFileName(name: string): string {
   const base = name.split(/[\\/]/).pop() ?? "";
-  // eslint-disable-next-line no-control-regex
-  const printable = base.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 255);
+  const printable = [...base]
+    .filter((char) => char >= " " && char !== "\u007f")
+    .join("")
+    .trim()
+    .slice(0, 255);
   return printable || "extension.zip";
 }
 

@@ -73,7 +73,11 @@ export async function readMultipartFile(
     parser.on("close", () => {
       if (failure) reject(failure);
       else if (!found) {
-        reject(new BadRequestError(`the form has no file part named "${fieldName}": send the file as ${fieldName}=@<path>`));
+        reject(
+          new BadRequestError(
+            `the form has no file part named "${fieldName}": send the file as ${fieldName}=@<path>`,
+          ),
+        );
       } else resolve(found);
     });
     parser.end(bytes);

@@ -1,5 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import { ConfigError } from "./config";
 import { DependencyError, isHttpError } from "./errors";
@@ -66,7 +75,7 @@ export class FileObjectStore implements ObjectStore {
     return path;
   }
 
-  async put(key: string, body: Buffer): Promise<void> {
+  async put(key: string, body: Buffer, _contentType?: string): Promise<void> {
     const path = this.path(key);
     await guard(async () => {
       mkdirSync(dirname(path), { recursive: true });
@@ -230,7 +239,8 @@ export function objectStoreFrom(value: string, options: { region?: string } = {}
   }
   if (value.startsWith("file:")) {
     const dir = value.slice("file:".length);
-    if (!dir) throw new ConfigError("environment variable OBJECT_STORE=file: needs a folder, e.g. file:/var/wc");
+    if (!dir)
+      throw new ConfigError("environment variable OBJECT_STORE=file: needs a folder, e.g. file:/var/wc");
     return new FileObjectStore(dir);
   }
   throw new ConfigError(

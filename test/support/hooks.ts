@@ -8,6 +8,17 @@ process.env.AWS_REGION ??= "us-west-2";
 
 /** Mocha root hooks: whatever servers the run started are stopped at its end. */
 export const mochaHooks = {
+  beforeAll(): void {
+    // Stagehand 4 needs a global WebSocket (Node 22.18+); `npm test` runs the Node 22 that npm
+    // installs from the registry. Say which Node ran, so a CI log shows it.
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    if (major < 22 || (major === 22 && minor < 18)) {
+      throw new Error(
+        `the test suite needs Node.js 22.18 or newer, found ${process.version}: run it with npm test`,
+      );
+    }
+    console.log(`  (tests on Node ${process.version})`);
+  },
   async afterAll(): Promise<void> {
     await stopAllRedis();
   },

@@ -7,6 +7,7 @@ import {
   sessionSchema,
   updateSessionBodySchema,
 } from "./schemas";
+import { MAX_EXTENSION_ARCHIVE_BYTES } from "./archive";
 import { SESSION_STATUSES } from "./session";
 import { LIST_PAGE_LIMIT, LIST_SCAN_LIMIT } from "./sessions";
 
@@ -35,6 +36,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     schema: { type: "string", format: "uuid" },
     description: "Session id",
   };
+  const extensionId = { ...sessionId, description: "Extension id" };
   const common = {
     "401": errorResponse("Missing, malformed or unknown API key"),
     "503": errorResponse("A dependency (Redis, Secrets Manager) is unavailable; safe to retry"),
@@ -45,7 +47,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       title: "WallCrawler API",
       version,
       description:
-        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions API. " +
+        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions and Extensions APIs. " +
         "Authenticate with the X-BB-API-Key header (x-api-key is also accepted).",
     },
     security: [{ apiKey: [] }],
@@ -179,6 +181,62 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      "/v1/extensions": {
+        post: {
+          operationId: "createExtension",
+          summary: `Upload a Chrome extension: a .zip (at most ${MAX_EXTENSION_ARCHIVE_BYTES} bytes) of the unpacked extension folder, manifest.json at its root`,
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  required: ["file"],
+                  properties: { file: { type: "string", format: "binary" } },
+                },
+              },
+            },
+          },
+          responses: {
+            "201": {
+              description: "The extension",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Extension" } } },
+            },
+            "400": errorResponse(
+              "No file part, not a zip, no manifest.json at the root, unsafe entry paths, or too many entries or unpacked bytes",
+            ),
+            ...common,
+            "409": errorResponse("The project holds as many extensions as it may"),
+            "413": errorResponse("The file is over the size limit"),
+            "415": errorResponse("The body is not multipart/form-data"),
+          },
+        },
+      },
+      "/v1/extensions/{id}": {
+        get: {
+          operationId: "getExtension",
+          summary: "Retrieve an extension",
+          parameters: [extensionId],
+          responses: {
+            "200": {
+              description: "The extension",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Extension" } } },
+            },
+            ...common,
+            "404": errorResponse("No such extension in this project"),
+          },
+        },
+        delete: {
+          operationId: "deleteExtension",
+          summary: "Delete an extension (sessions already created with it keep it)",
+          parameters: [extensionId],
+          responses: {
+            "204": { description: "Deleted" },
+            ...common,
+            "404": errorResponse("No such extension in this project"),
+          },
+        },
+      },
     },
     components: {
       securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-BB-API-Key" } },
@@ -210,6 +268,17 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
                 },
               },
             },
+          },
+        },
+        Extension: {
+          type: "object",
+          required: ["id", "fileName", "projectId", "createdAt", "updatedAt"],
+          properties: {
+            id: { type: "string" },
+            fileName: { type: "string" },
+            projectId: { type: "string" },
+            createdAt: { type: "string", description: "ISO-8601 timestamp" },
+            updatedAt: { type: "string", description: "ISO-8601 timestamp" },
           },
         },
         Error: withoutDialect(jsonSchema(errorBodySchema(), "output")),

@@ -28,6 +28,7 @@ import {
   type Fault,
   type FaultProxy,
 } from "./support";
+import { extensionZip } from "../support/zips";
 
 describe("compat: @browserbasehq/sdk against the local stack", function () {
   this.timeout(15000);
@@ -432,6 +433,55 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
     });
   });
 
+  describe("extensions", () => {
+    it("create uploads a .zip as multipart and returns an Extension; retrieve returns the same; delete makes it a NotFoundError", async () => {
+      const created = await bb.extensions.create({
+        file: await toFile(await extensionZip(), "my-extension.zip"),
+      });
+      expect(Object.keys(created).sort()).to.deep.equal([
+        "createdAt",
+        "fileName",
+        "id",
+        "projectId",
+        "updatedAt",
+      ]);
+      expect(created).to.include({ fileName: "my-extension.zip", projectId: main.projectId });
+      expect(await bb.extensions.retrieve(created.id)).to.deep.equal(created);
+
+      // A session can carry it (Stagehand passes the id it got back as extensionId).
+      const session = await bb.sessions.create({ extensionId: created.id });
+      await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+
+      // Stagehand deletes with a null Content-Type header and no body.
+      await bb.extensions.delete(created.id, { headers: { "Content-Type": null } });
+      const gone = await rejectionOf(bb.extensions.retrieve(created.id));
+      expect(gone).to.be.instanceOf(NotFoundError);
+      expect(gone.message).to.equal(`404 extension ${created.id} not found`);
+    });
+
+    it("keeps each project's extensions to itself: another project's key gets NotFoundError on retrieve and delete, and cannot use it", async () => {
+      const created = await bb.extensions.create({ file: await toFile(await extensionZip(), "ext.zip") });
+      const stranger = client(other, { maxRetries: 0 });
+      expect(await rejectionOf(stranger.extensions.retrieve(created.id))).to.be.instanceOf(NotFoundError);
+      expect(await rejectionOf(stranger.extensions.delete(created.id))).to.be.instanceOf(NotFoundError);
+      const refused = await rejectionOf(stranger.sessions.create({ extensionId: created.id }));
+      expect(refused).to.be.instanceOf(BadRequestError);
+      expect(refused.message).to.match(/^400 extensionId .* is not an extension of this project/);
+      expect((await bb.extensions.retrieve(created.id)).id).to.equal(created.id);
+      await bb.extensions.delete(created.id);
+    });
+
+    it("a bad upload is a BadRequestError that names the problem, and is not retried", async () => {
+      const before = world.requests.length;
+      const error = await rejectionOf(
+        bb.extensions.create({ file: await toFile(Buffer.from("not a zip"), "x.zip") }),
+      );
+      expect(error).to.be.instanceOf(BadRequestError);
+      expect(error.message).to.match(/^400 file is not a \.zip archive/);
+      expect(world.requests.length - before).to.equal(1);
+    });
+  });
+
   describe("Browserbase API surface WallCrawler does not implement", () => {
     it("answers each with a NotFoundError at once (one request, no retries)", async () => {
       const session = await bb.sessions.create();
@@ -439,8 +489,6 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
       const calls: [string, () => Promise<unknown>][] = [
         ["contexts.create", () => bb.contexts.create({ projectId: main.projectId })],
         ["contexts.retrieve", () => bb.contexts.retrieve("ctx-1")],
-        ["extensions.create", async () => bb.extensions.create({ file: await file() })],
-        ["extensions.delete", () => bb.extensions.delete("ext-1")],
         ["projects.list", () => bb.projects.list()],
         ["projects.usage", () => bb.projects.usage(main.projectId)],
         ["sessions.downloads.list", () => bb.sessions.downloads.list(session.id)],

@@ -148,7 +148,9 @@ export async function startFaultProxy(
     try {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const body = Buffer.concat(chunks).toString("utf8");
+      const raw = Buffer.concat(chunks);
+      // Recorded as text; forwarded as the bytes received (uploads are binary).
+      const body = raw.toString("utf8");
       const request: SeenRequest = {
         method: req.method ?? "",
         url: req.url ?? "",
@@ -164,7 +166,7 @@ export async function startFaultProxy(
       const upstream = await fetch(target + request.url, {
         method: request.method,
         headers,
-        body: body === "" ? undefined : body,
+        body: raw.length === 0 ? undefined : raw,
       });
       const text = await upstream.text();
       if (fault === "drop") {

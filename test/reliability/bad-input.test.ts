@@ -4,11 +4,12 @@ import { matchRoute, ROUTES } from "../../handlers/routes";
 import type { HttpResult } from "../../lib/http";
 import { keys } from "../../lib/store";
 import { createTestWorld, uniqueProject, type TestWorld } from "../support/fixtures";
+import { buildZip, manifestJson, multipartBody, zipWithEntryName } from "../support/zips";
 import { apiFor, expectErrorShape, projectSnapshot, type Api, type ApiRequest } from "./api";
 
 /** The answers the API documents for a request it refuses. 5xx is never one of them here. */
-const DOCUMENTED_REFUSALS = [400, 401, 404, 405, 409, 413, 429];
-const SUCCESSES = [200, 201];
+const DOCUMENTED_REFUSALS = [400, 401, 404, 405, 409, 413, 415, 429];
+const SUCCESSES = [200, 201, 204];
 
 describe("bad input: property-based requests to every route", function () {
   this.timeout(60_000);
@@ -95,8 +96,13 @@ describe("bad input: property-based requests to every route", function () {
       expect(await snapshot(), `the store changed after a refused request: ${summary}`).to.equal(before);
     } else {
       counts.succeeded++;
-      expect(() => JSON.parse(res.body), summary).not.to.throw();
-      if (res.statusCode === 201) {
+      if (res.statusCode !== 204) expect(() => JSON.parse(res.body), summary).not.to.throw();
+      if (res.statusCode === 201 && request.path.startsWith("/v1/extensions")) {
+        const { id } = JSON.parse(res.body) as { id: string };
+        const removed = await api.send({ method: "DELETE", path: `/v1/extensions/${id}`, key: request.key });
+        expect(removed.statusCode).to.equal(204);
+        expect(await snapshot(), "cleanup restored the store").to.equal(before);
+      } else if (res.statusCode === 201) {
         const { id, projectId } = JSON.parse(res.body) as { id: string; projectId: string };
         const redis = await world.runtime.redis();
         const idem = Object.entries(request.headers ?? {}).find(
@@ -376,6 +382,9 @@ describe("bad input: property-based requests to every route", function () {
       { method: "POST", path: () => `/v1/sessions/${ids.ended}`, body: { status: "REQUEST_RELEASE" } },
       { method: "GET", path: () => `/v1/sessions/${ids.live}/debug`, body: undefined },
       { method: "DELETE", path: () => `/v1/sessions/${ids.live}`, body: undefined },
+      { method: "POST", path: () => "/v1/extensions", body: undefined },
+      { method: "GET", path: () => `/v1/extensions/${ids.foreign}`, body: undefined },
+      { method: "DELETE", path: () => `/v1/extensions/${ids.foreign}`, body: undefined },
     );
     await fc.assert(
       fc.asyncProperty(target, headers, async (route, sent) => {
@@ -536,6 +545,59 @@ describe("bad input: property-based requests to every route", function () {
         }
       }),
       { numRuns: 250 },
+    );
+  });
+
+  it("extensions: any upload (random bytes, broken or valid zips, odd content types) gets 201 or a documented 4xx", async () => {
+    const entryName = fc.oneof(
+      fc.constantFrom("manifest.json", "a/b.js", "../up.js", "/abs.js", "a\\b.js", "x".repeat(300)),
+      fc.string({ unit: "grapheme", minLength: 1, maxLength: 30 }),
+    );
+    const manifest = fc.oneof(
+      fc.constant(manifestJson()),
+      fc.json({ maxDepth: 2 }),
+      fc
+        .record({
+          manifest_version: fc.oneof(fc.constantFrom(2, 3), fc.integer()),
+          name: fc.oneof(fc.string(), fc.integer()),
+          version: fc.oneof(fc.string(), fc.constant(null)),
+        })
+        .map((m) => JSON.stringify(m)),
+    );
+    const file = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+      fc
+        .tuple(manifest, fc.array(fc.tuple(entryName, fc.string({ maxLength: 50 })), { maxLength: 4 }))
+        .map(([m, entries]) => ({ m, entries })),
+    );
+    const contentType = fc.constantFrom(undefined, "application/json", "multipart/form-data", "text/plain");
+    await fc.assert(
+      fc.asyncProperty(file, contentType, fc.constantFrom("file", "files", ""), async (made, type, field) => {
+        let bytes: Buffer;
+        if (Buffer.isBuffer(made)) bytes = made;
+        else {
+          const unsafe = made.entries.find(([name]) => /^\/|\.\./.test(name));
+          bytes = unsafe
+            ? await zipWithEntryName(unsafe[0].slice(0, 200))
+            : await buildZip(
+                Object.fromEntries([
+                  ...made.entries.filter(([name]) => name !== "manifest.json" && !/[\\\0]/.test(name)),
+                  ["manifest.json", made.m],
+                ]),
+              ).catch(() => Buffer.from("not a zip"));
+        }
+        const { body, contentType: formType } = await multipartBody(bytes, { fieldName: field || "x" });
+        const res = await exercise({
+          method: "POST",
+          path: "/v1/extensions",
+          key,
+          rawBody: body.toString("base64"),
+          isBase64Encoded: true,
+          headers: { "content-type": type ?? formType },
+        });
+        if (type !== undefined && res.statusCode < 500) expect(res.statusCode).to.not.equal(201);
+      }),
+      { numRuns: 150 },
     );
   });
 

@@ -94,12 +94,21 @@ function archiveProblem(error: unknown): BadRequestError {
   return new BadRequestError(`the extension archive is damaged: ${message.slice(0, 200)}`);
 }
 
-function checkTotals(zipfile: ZipFile, limits: ArchiveLimits): void {
+/** Opens the archive and checks its entry count from the central directory; 400s name the problem. */
+async function openChecked(buffer: Buffer, limits: ArchiveLimits): Promise<ZipFile> {
+  let zipfile: ZipFile;
+  try {
+    zipfile = await openZip(buffer);
+  } catch (error) {
+    throw archiveProblem(error);
+  }
   if (zipfile.entryCount > limits.maxEntries) {
+    zipfile.close();
     throw new BadRequestError(
       `the extension archive has ${zipfile.entryCount} entries; the limit is ${limits.maxEntries}`,
     );
   }
+  return zipfile;
 }
 
 async function readLimited(stream: Readable, maxBytes: number): Promise<Buffer> {
@@ -148,13 +157,7 @@ export async function inspectExtensionArchive(
   buffer: Buffer,
   limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
 ): Promise<ExtensionManifestSummary> {
-  let zipfile: ZipFile;
-  try {
-    zipfile = await openZip(buffer);
-  } catch (error) {
-    throw archiveProblem(error);
-  }
-  checkTotals(zipfile, limits);
+  const zipfile = await openChecked(buffer, limits);
   let uncompressedBytes = 0;
   let entries = 0;
   let manifestEntry = false;
@@ -199,13 +202,7 @@ export async function extractExtensionArchive(
 ): Promise<void> {
   const root = resolve(dir);
   mkdirSync(root, { recursive: true });
-  let zipfile: ZipFile;
-  try {
-    zipfile = await openZip(buffer);
-  } catch (error) {
-    throw archiveProblem(error);
-  }
-  checkTotals(zipfile, limits);
+  const zipfile = await openChecked(buffer, limits);
   let written = 0;
   try {
     await eachEntry(zipfile, async (entry) => {

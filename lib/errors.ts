@@ -102,6 +102,19 @@ export class DependencyError extends HttpError {
   }
 }
 
+/**
+ * Runs `operation`, turning any failure that is not already an HttpError into a 503 naming
+ * `dependency`: the one mapping every store uses for Redis and object-store failures.
+ */
+export async function guardDependency<T>(dependency: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (isHttpError(error)) throw error;
+    throw new DependencyError(dependency, error);
+  }
+}
+
 /** True for every HttpError, including ones made by serialized copies of these classes. */
 export function isHttpError(error: unknown): error is HttpError {
   return typeof error === "object" && error !== null && (error as { httpError?: unknown }).httpError === true;

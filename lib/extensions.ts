@@ -6,7 +6,7 @@ import {
   MAX_EXTENSION_ARCHIVE_BYTES,
   type ArchiveLimits,
 } from "./archive";
-import { BadRequestError, ConflictError, DependencyError, isHttpError, NotFoundError } from "./errors";
+import { BadRequestError, ConflictError, guardDependency, NotFoundError } from "./errors";
 import { describeCause } from "./http";
 import type { Logger } from "./logger";
 import type { UploadedFile } from "./multipart";
@@ -149,13 +149,8 @@ export class ExtensionStore {
     return Number(removed) === 1;
   }
 
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (isHttpError(error)) throw error;
-      throw new DependencyError("Redis", error);
-    }
+  private guard<T>(operation: () => Promise<T>): Promise<T> {
+    return guardDependency("Redis", operation);
   }
 }
 

@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { dirname, join, resolve, sep } from "node:path";
 import { ConfigError } from "./config";
-import { DependencyError, isHttpError } from "./errors";
+import { guardDependency } from "./errors";
 
 /**
  * The object store: one boundary, two implementations. Deployed, one private S3 bucket; locally,
@@ -51,14 +51,7 @@ function checkKey(key: string): void {
   }
 }
 
-async function guard<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (isHttpError(error)) throw error;
-    throw new DependencyError("object store", error);
-  }
-}
+const guard = <T>(operation: () => Promise<T>): Promise<T> => guardDependency("object store", operation);
 
 /** Objects as files under `root` (the local stack: `WALLCRAWLER_HOME/objects`). */
 export class FileObjectStore implements ObjectStore {

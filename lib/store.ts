@@ -1,5 +1,5 @@
 import type { RedisClient } from "./redis";
-import { DependencyError, isHttpError } from "./errors";
+import { guardDependency } from "./errors";
 import type { SessionRecord, StoredStatus } from "./session";
 
 /** Key names of the Redis layout. Every key of a project carries the hash tag `{projectId}`. */
@@ -296,12 +296,7 @@ export class SessionStore {
     return this.guard(async () => (await this.client()).zcount(keys.active(projectId), `(${now}`, "+inf"));
   }
 
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      if (isHttpError(error)) throw error;
-      throw new DependencyError("Redis", error);
-    }
+  private guard<T>(operation: () => Promise<T>): Promise<T> {
+    return guardDependency("Redis", operation);
   }
 }

@@ -51,7 +51,8 @@ export function header(event: HttpEvent, name: string): string | undefined {
 
 /** The API key from `X-BB-API-Key` (Browserbase's header) or `x-api-key`. */
 export function apiKeyFrom(event: HttpEvent): string | undefined {
-  const value = header(event, "x-bb-api-key") ?? header(event, "x-api-key");
+  // An empty X-BB-API-Key (a client that sets it from an unset variable) does not hide x-api-key.
+  const value = header(event, "x-bb-api-key")?.trim() || header(event, "x-api-key");
   // API Gateway joins repeated headers with commas; a key never contains one.
   return value?.trim();
 }

@@ -216,6 +216,10 @@ export async function createSession(
     }
     const original = await deps.store.get(principal.projectId, outcome.sessionId);
     if (!original) throw new NotFoundError("the session created with this Idempotency-Key no longer exists");
+    // An ended session is answered as it is, without fresh connect credentials: it cannot be connected to.
+    if (effectiveStatus(original, now) !== "RUNNING") {
+      return { session: toSessionView(original, now) as CreatedSession, replayed: true };
+    }
     return { session: await withConnection(original, keySet, deps, now), replayed: true };
   }
   deps.logger.info("session created", {

@@ -167,15 +167,66 @@ export async function verifySessionToken(
   set: TokenKeySet,
   options: VerifyOptions,
 ): Promise<SessionTokenClaims> {
+  const { claims, expired } = await readSessionToken(token, set, options);
+  if (expired) throw new TokenError("expired", "token has expired");
+  return claims;
+}
+
+/** The protected header fields `mintSessionToken` writes, with their only accepted values (kid aside). */
+const MINTED_HEADER: Record<string, string | undefined> = {
+  alg: "dir",
+  enc: "A256GCM",
+  typ: "JWT",
+  kid: undefined,
+};
+
+/** Refuses a protected header with any field this API never mints (`zip`, `cty`, `jku`, ...) or other values. */
+function checkProtectedHeader(segment: string): void {
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(segment, "base64url").toString("utf8"));
+  } catch {
+    throw new TokenError("malformed", "token header is not JSON");
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    throw new TokenError("malformed", "token header is not a JSON object");
+  }
+  const extra = Object.keys(header).filter((name) => !(name in MINTED_HEADER));
+  if (extra.length > 0) {
+    throw new TokenError(
+      "malformed",
+      `token header has fields this API never mints: ${extra.join(", ").slice(0, 100)}`,
+    );
+  }
+  for (const [name, value] of Object.entries(MINTED_HEADER)) {
+    if (value !== undefined && header[name] !== value) {
+      throw new TokenError("malformed", `token header ${name} must be ${value}`);
+    }
+  }
+}
+
+/**
+ * Like `verifySessionToken`, except that a token past its `exp` (and otherwise genuine: decrypted,
+ * issuer, audience, `nbf`, session and scope all checked) is reported with `expired: true` rather
+ * than refused, so a Proxy can tell "your token expired" from "your session ended". Nothing else
+ * is relaxed: the skew allowed on `nbf` and `exp` is the stated `clockToleranceSeconds` (5 s).
+ */
+export async function readSessionToken(
+  token: string,
+  set: TokenKeySet,
+  options: VerifyOptions,
+): Promise<{ claims: SessionTokenClaims; expired: boolean }> {
   if (typeof token !== "string" || token.split(".").length !== 5) {
     throw new TokenError("malformed", "token is not a compact JWE");
   }
+  checkProtectedHeader(token.split(".")[0]);
   // Decoders ignore the spare low bits of a segment's last base64url character, so a token with a
   // non-canonical segment is a modified copy of a real one that would still decrypt: refuse it.
   if (token.split(".").some((part) => Buffer.from(part, "base64url").toString("base64url") !== part)) {
     throw new TokenError("malformed", "token is not canonical base64url");
   }
   let payload: JWTPayload;
+  let expired = false;
   try {
     const result = await jwtDecrypt(
       token,
@@ -197,7 +248,13 @@ export async function verifySessionToken(
     );
     payload = result.payload;
   } catch (error) {
-    throw toTokenError(error);
+    const failure = toTokenError(error);
+    // jose checks exp last, after decryption, issuer, audience and nbf: an expired token's payload
+    // (carried on the error) has passed every other check.
+    const late = (error as { payload?: JWTPayload } | null)?.payload;
+    if (failure.reason !== "expired" || !late) throw failure;
+    payload = late;
+    expired = true;
   }
   if (payload.sub !== options.sessionId) {
     throw new TokenError("wrong_session", "token was issued for another session");
@@ -209,7 +266,7 @@ export async function verifySessionToken(
   if (typeof payload.projectId !== "string" || typeof payload.principalId !== "string") {
     throw new TokenError("invalid_claims", "token lacks project or principal");
   }
-  return {
+  const claims: SessionTokenClaims = {
     sessionId: payload.sub,
     projectId: payload.projectId,
     principalId: payload.principalId,
@@ -219,6 +276,7 @@ export async function verifySessionToken(
     notBefore: payload.nbf as number,
     tokenId: payload.jti as string,
   };
+  return { claims, expired };
 }
 
 /** Maps jose's failures by their error code, never by message text. */

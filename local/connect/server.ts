@@ -20,12 +20,8 @@ import type { SecretCache } from "../../lib/secrets";
 import { effectiveStatus, type SessionRecord } from "../../lib/session";
 import type { PageInfo, PageLister } from "../../lib/sessions";
 import { SESSION_EVENTS_CHANNEL, type SessionStore } from "../../lib/store";
-import {
-  parseTokenKeySet,
-  verifySessionToken,
-  type SessionTokenClaims,
-  type TokenError,
-} from "../../lib/tokens";
+import { parseTokenKeySet } from "../../lib/tokens";
+import { admitConnection, endedMessage } from "../../lib/admission";
 import {
   chromiumInstallHint,
   chromiumPath,
@@ -268,20 +264,22 @@ export class ConnectServer {
       } catch {
         throw new Refusal(404, "no such session: the session id in the path is not valid");
       }
-      const token = url.searchParams.get("signingKey");
-      if (!token)
-        throw new Refusal(401, "signingKey is missing: connect with the connectUrl the API returned");
       const deps = this.deps;
       if (!deps || this.closing)
         throw new Refusal(503, "the connect server is not serving right now; retry shortly");
 
-      const { claims, expired } = await this.verify(token, sessionId, deps);
-      const record = await deps.store.get(claims.projectId, sessionId);
-      if (!record || record.projectId !== claims.projectId)
-        throw new Refusal(404, `session ${sessionId} not found`);
-      const status = effectiveStatus(record, deps.now());
-      if (status !== "RUNNING") throw new Refusal(410, endedMessage(record, status));
-      if (expired) throw new Refusal(401, "signingKey was refused: token has expired");
+      // The Proxy's own admission rule (lib/admission.ts): token, record, status, expiry.
+      const admission = await admitConnection({
+        sessionId,
+        token: url.searchParams.get("signingKey") ?? undefined,
+        keySet: await deps.secrets.getParsed(deps.config.tokenKeysSecretRef, parseTokenKeySet),
+        issuer: deps.config.tokenIssuer,
+        audience: deps.config.tokenAudience,
+        now: deps.now(),
+        getRecord: (projectId, id) => deps.store.get(projectId, id),
+      });
+      if (!admission.admit) throw new Refusal(admission.status, admission.message);
+      const { record } = admission;
       if (!this.browserAvailable) throw new Refusal(503, this.installHint);
 
       const session = this.sessionFor(record, deps);
@@ -340,42 +338,6 @@ export class ConnectServer {
         });
       }
       refuse(socket, refusal);
-    }
-  }
-
-  /**
-   * Checks the token with the Proxy's verifier. A token that is genuine but past its expiry is
-   * reported as expired (so an ended session can be answered with 410, not a bare 401).
-   */
-  private async verify(
-    token: string,
-    sessionId: string,
-    deps: ConnectDeps,
-  ): Promise<{ claims: SessionTokenClaims; expired: boolean }> {
-    const keySet = await deps.secrets.getParsed(deps.config.tokenKeysSecretRef, parseTokenKeySet);
-    const options = {
-      issuer: deps.config.tokenIssuer,
-      audience: deps.config.tokenAudience,
-      sessionId,
-      now: Math.floor(deps.now() / 1000),
-    };
-    try {
-      return { claims: await verifySessionToken(token, keySet, options), expired: false };
-    } catch (error) {
-      const reason = (error as TokenError).reason;
-      if (reason === undefined) throw error;
-      if (reason === "expired") {
-        try {
-          const claims = await verifySessionToken(token, keySet, {
-            ...options,
-            clockToleranceSeconds: deps.config.retentionSeconds,
-          });
-          return { claims, expired: true };
-        } catch {
-          // Fall through to the plain refusal.
-        }
-      }
-      throw new Refusal(401, `signingKey was refused: ${(error as Error).message}`);
     }
   }
 
@@ -688,15 +650,6 @@ async function loadExtension(
   const dir = join(profileDir, "extensions", extensionId);
   await extractExtensionArchive(archive, dir);
   return [`--load-extension=${dir}`, `--disable-extensions-except=${dir}`];
-}
-
-function endedMessage(record: SessionRecord, status: string): string {
-  const when = new Date(
-    status === "TIMED_OUT" ? record.expiresAt : (record.endedAt ?? record.updatedAt),
-  ).toISOString();
-  if (status === "TIMED_OUT") return `session ${record.id} timed out at ${when}; create a new session`;
-  if (status === "ERROR") return `session ${record.id} ended with an error at ${when}; create a new session`;
-  return `session ${record.id} was released at ${when}; create a new session`;
 }
 
 function isDependencyError(error: unknown): boolean {

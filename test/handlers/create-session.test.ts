@@ -358,6 +358,18 @@ describe("POST /v1/sessions", () => {
       expect(JSON.parse(res.body).projectId).to.equal(project);
     });
 
+    it("falls through an empty X-BB-API-Key to x-api-key, and still prefers a non-empty X-BB-API-Key", async () => {
+      const project = uniqueProject();
+      const key = world.addKey(project);
+      for (const empty of ["", "   "]) {
+        const res = await create(undefined, {}, { "X-BB-API-Key": empty, "x-api-key": key });
+        expect(res.statusCode, JSON.stringify(empty)).to.equal(201);
+      }
+      const other = world.addKey(uniqueProject());
+      const both = await create(undefined, {}, { "X-BB-API-Key": other, "x-api-key": key });
+      expect(JSON.parse(both.body).projectId).to.not.equal(project);
+    });
+
     it("never writes the key into a log line", async () => {
       const key = world.addKey(uniqueProject());
       await create(key, {});

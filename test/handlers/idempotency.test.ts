@@ -68,6 +68,20 @@ describe("POST /v1/sessions with an Idempotency-Key", () => {
     expect(await counts(project)).to.deep.equal({ active: 1, listed: 1 });
   });
 
+  it("answers a replay of a session that has since ended as it is, without connect credentials", async () => {
+    const project = uniqueProject();
+    const key = world.addKey(project);
+    const idem = randomUUID();
+    const first = JSON.parse((await create(key, {}, idem)).body);
+    await release(project, first.id);
+    const again = await create(key, {}, idem);
+    expect(again.statusCode, again.body).to.equal(201);
+    expect(again.headers["idempotent-replayed"]).to.equal("true");
+    const body = JSON.parse(again.body);
+    expect(body).to.include({ id: first.id, status: "COMPLETED" });
+    expect(body).to.not.have.any.keys("connectUrl", "signingKey", "seleniumRemoteUrl");
+  });
+
   it("treats a retry whose JSON has its keys in another order as the same body", async () => {
     const project = uniqueProject();
     const key = world.addKey(project);

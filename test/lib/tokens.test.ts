@@ -149,13 +149,20 @@ describe("session tokens", () => {
     });
 
     it("refuses a token with a flipped byte in the protected header", async () => {
-      // Byte 50 is inside the header JSON's "typ" value: still valid JSON, but the header is the
+      // A flipped byte in "typ" is refused by the header check; one in "kid", naming a key the set
+      // has (here: the same bytes under a second name), is still valid JSON, but the header is the
       // AEAD's additional data, so decryption must fail.
       const token = await mint(set);
       const header = Buffer.from(token.split(".")[0], "base64url").toString("utf8");
-      const index = header.indexOf('"JWT"') + 1;
-      expect(index).to.be.greaterThan(0);
-      expect(await refusal(flipByte(token, 0, index), set)).to.equal("decryption_failed");
+      const typ = header.indexOf('"JWT"') + 1;
+      expect(typ).to.be.greaterThan(0);
+      expect(await refusal(flipByte(token, 0, typ), set)).to.equal("malformed");
+      const kid = header.indexOf(`"${set.current}"`) + 1;
+      const flipped = flipByte(token, 0, kid);
+      const renamed = JSON.parse(Buffer.from(flipped.split(".")[0], "base64url").toString("utf8"))
+        .kid as string;
+      const twin = { ...set, keys: { ...set.keys, [renamed]: set.keys[set.current] } };
+      expect(await refusal(flipped, twin)).to.equal("decryption_failed");
     });
 
     it("refuses a token whose header is no longer JSON", async () => {

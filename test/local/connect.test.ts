@@ -356,10 +356,12 @@ describe("local connect server (Proxy stand-in)", function () {
   });
 
   it("closes a connected client with 'session timed out' when expiresAt passes", async () => {
-    // The API's shortest timeout is 60 s; write a 2-second session straight to the store instead.
+    // The API's shortest timeout is 60 s; write a short session straight to the store instead. It
+    // lives 6 s (a whole second, as the API's are), so the connect is done before it ends even
+    // when a busy machine starts the browser three times slower than usual.
     const now = Date.now();
     const id = randomUUID();
-    const expiresAt = now + 2000;
+    const expiresAt = Math.ceil((now + 6000) / 1000) * 1000;
     const created = await stack.runtime.store.create({
       record: {
         id,
@@ -370,7 +372,7 @@ describe("local connect server (Proxy stand-in)", function () {
         updatedAt: now,
         startedAt: now,
         expiresAt,
-        timeoutSeconds: 2,
+        timeoutSeconds: 6,
         keepAlive: false,
         region: "local",
         proxyBytes: 0,
@@ -388,7 +390,7 @@ describe("local connect server (Proxy stand-in)", function () {
         projectId: "local",
         principalId: "prn_test",
         scope: "connect",
-        expiresAt: Math.ceil(expiresAt / 1000),
+        expiresAt: expiresAt / 1000,
         now: Math.floor(now / 1000),
       },
       tokenOptions(),

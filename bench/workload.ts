@@ -5,7 +5,7 @@
 import { principalIdFor } from "../lib/apikeys";
 import type { SessionRecord } from "../lib/session";
 import { SESSION_TIMEOUT_MAX_SECONDS } from "../lib/config";
-import { keys, recordToFields } from "../lib/store";
+import { keys, recordToFields, requestDeadline } from "../lib/store";
 
 /** Project ids of the benchmark's API keys (each its own hash tag, so runs do not mix). */
 export const PROJECTS = {
@@ -86,6 +86,7 @@ export function createScriptArgs(projectId: string, id: string, now: number): (s
     now - RETENTION_MS - MAX_LIFETIME_MS,
     "",
     0,
+    requestDeadline(500, now),
     ...typicalFields(projectId, id, now),
   ];
 }

@@ -137,7 +137,7 @@ export function loadConfig(env: Env = process.env): RuntimeConfig {
       url: redisUrl,
       cluster: bool(env, "REDIS_CLUSTER", false),
       connectTimeoutMs: integer(env, "REDIS_CONNECT_TIMEOUT_MS", 500, 50, 10000),
-      commandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 500, 50, 10000),
+      commandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 500, 200, 10000),
     },
     redisAuthSecretRef: optional(env, "REDIS_AUTH_SECRET_ARN"),
     tokenKeysSecretRef: required(env, "JWE_SECRET_ARN"),

@@ -12,7 +12,7 @@ import type { Logger } from "./logger";
 import type { UploadedFile } from "./multipart";
 import { objectKeys, type ObjectStore } from "./objects";
 import type { RedisClient } from "./redis";
-import { keys } from "./store";
+import { DEADLINE_LUA, keys, pastDeadline, requestDeadline } from "./store";
 
 /** An uploaded extension's metadata, as stored in Redis (`wc:{p}:extension:<id>`). */
 export interface ExtensionRecord {
@@ -54,17 +54,23 @@ export function toExtensionView(record: ExtensionRecord): ExtensionView {
 
 /**
  * Add an extension under the project's cap, atomically. KEYS: record, index. ARGV: limit, id,
- * createdAt, field, value, ... Returns 1 when stored, 0 when the project is at its cap.
+ * createdAt, deadline, field, value, ... Returns 1 when stored, 0 when the project is at its cap,
+ * 3 past the deadline (nothing written).
  */
-export const CREATE_EXTENSION_LUA = `
+export const CREATE_EXTENSION_LUA = `${DEADLINE_LUA}
+if past_deadline(ARGV[4]) then return 3 end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return 1
 `;
 
-/** Remove an extension's metadata and index entry. KEYS: record, index. ARGV: id. Returns 1 when it existed. */
-export const DELETE_EXTENSION_LUA = `
+/**
+ * Remove an extension's metadata and index entry. KEYS: record, index. ARGV: id, deadline.
+ * Returns 1 when it existed, 0 when not, 3 past the deadline (nothing removed).
+ */
+export const DELETE_EXTENSION_LUA = `${DEADLINE_LUA}
+if past_deadline(ARGV[2]) then return 3 end
 local existed = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return existed
@@ -114,7 +120,14 @@ function recordOf(hash: Record<string, string>): ExtensionRecord | undefined {
 
 /** Extension metadata in Redis, in the project's hash-tagged keys. Redis failures are 503s. */
 export class ExtensionStore {
-  constructor(private readonly client: () => Promise<RedisClient>) {}
+  private readonly commandTimeoutMs: number;
+
+  constructor(
+    private readonly client: () => Promise<RedisClient>,
+    options: { commandTimeoutMs?: number } = {},
+  ) {
+    this.commandTimeoutMs = options.commandTimeoutMs ?? 500;
+  }
 
   /** Stores the record unless the project already has `limit` extensions; false at the cap. */
   async add(record: ExtensionRecord, limit: number): Promise<boolean> {
@@ -126,9 +139,11 @@ export class ExtensionStore {
         limit,
         record.id,
         record.createdAt,
+        requestDeadline(this.commandTimeoutMs),
         ...fieldsOf(record),
       ),
     );
+    if (Number(stored) === 3) throw pastDeadline();
     return Number(stored) === 1;
   }
 
@@ -144,8 +159,10 @@ export class ExtensionStore {
         keys.extension(projectId, id),
         keys.extensions(projectId),
         id,
+        requestDeadline(this.commandTimeoutMs),
       ),
     );
+    if (Number(removed) === 3) throw pastDeadline();
     return Number(removed) === 1;
   }
 

@@ -1,5 +1,5 @@
 import type { RedisClient } from "./redis";
-import { guardDependency } from "./errors";
+import { DependencyError, guardDependency } from "./errors";
 import type { SessionRecord, StoredStatus } from "./session";
 
 /** Key names of the Redis layout. Every key of a project carries the hash tag `{projectId}`. */
@@ -12,6 +12,31 @@ export const keys = {
   extensions: (projectId: string) => `wc:{${projectId}}:extensions`,
 };
 
+/**
+ * The first lines of every mutating script: refuse to act once the request's deadline (ARGV[n],
+ * epoch ms) has passed, judged by Redis's own clock. A command that waited in a stalled Redis
+ * past the moment its caller was answered 503 then changes nothing when it finally runs, so a
+ * 503 means "nothing happened" and a retry is safe. Returns the Lua that defines `now_ms` and
+ * `past_deadline`.
+ */
+export const DEADLINE_LUA = `
+local clock = redis.call('TIME')
+local redis_now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local function past_deadline(deadline) return redis_now > tonumber(deadline) end
+`;
+
+/** What a script answers when it refused to act because the deadline had passed. */
+export const PAST_DEADLINE = "PAST_DEADLINE";
+
+/**
+ * The least of the command timeout a deadline leaves for the reply's way back, a caller whose
+ * event loop is briefly busy, and the clocks of the caller and Redis differing (both are
+ * NTP-disciplined on AWS: well under a millisecond apart). A deadline is the send time plus the
+ * command timeout minus the larger of this and half the timeout: with the default 500 ms timeout
+ * a script must start within 250 ms of being sent.
+ */
+export const DEADLINE_SKEW_MARGIN_MS = 100;
+
 /** Channel the Proxy subscribes to for session lifecycle events. */
 export const SESSION_EVENTS_CHANNEL = "wc:session-events";
 
@@ -20,10 +45,13 @@ export const SESSION_EVENTS_CHANNEL = "wc:session-events";
  * project's active set, refuse when the project is at its limit, else write the record, both
  * indexes and the idempotency marker.
  * KEYS: record, active, sessions, idempotency.
- * ARGV: now, limit, id, expiresAt, recordExpireAt, listCutoff, idemValue ('' = none), idemTtlMs, field, value, ...
- * Returns {1, liveCount} created; {0, liveCount, earliestExpiresAt} at the limit; {2, storedIdemValue} replay.
+ * ARGV: now, limit, id, expiresAt, recordExpireAt, listCutoff, idemValue ('' = none), idemTtlMs,
+ * deadline, field, value, ...
+ * Returns {1, liveCount} created; {0, liveCount, earliestExpiresAt} at the limit; {2, storedIdemValue}
+ * replay; {3} past the deadline (nothing written).
  */
-export const CREATE_SESSION_LUA = `
+export const CREATE_SESSION_LUA = `${DEADLINE_LUA}
+if past_deadline(ARGV[9]) then return {3} end
 local now = tonumber(ARGV[1])
 if ARGV[7] ~= '' then
   local previous = redis.call('GET', KEYS[4])
@@ -35,7 +63,7 @@ if live >= tonumber(ARGV[2]) then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {0, live, first[2]}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 redis.call('ZADD', KEYS[3], now, ARGV[3])
@@ -49,9 +77,11 @@ return {1, live + 1}
 /**
  * Release, as one atomic script: a live RUNNING session becomes COMPLETED with endedAt, leaves
  * the active set and an event is published; an ended (or timed-out) session is left unchanged.
- * KEYS: record, active. ARGV: now, channel. Returns the record's fields, or nil when it does not exist.
+ * KEYS: record, active. ARGV: now, channel, deadline. Returns the record's fields, nil when it
+ * does not exist, or PAST_DEADLINE (nothing changed).
  */
-export const RELEASE_SESSION_LUA = `
+export const RELEASE_SESSION_LUA = `${DEADLINE_LUA}
+if past_deadline(ARGV[3]) then return '${PAST_DEADLINE}' end
 local record = redis.call('HMGET', KEYS[1], 'id', 'status', 'expiresAt', 'projectId')
 if not record[1] then return false end
 local now = tonumber(ARGV[1])
@@ -65,9 +95,10 @@ return redis.call('HGETALL', KEYS[1])
 
 /**
  * Marks a live session ERROR (the Proxy calls this when its browser dies).
- * KEYS: record, active. ARGV: now, reason, channel.
+ * KEYS: record, active. ARGV: now, reason, channel, deadline.
  */
-export const FAIL_SESSION_LUA = `
+export const FAIL_SESSION_LUA = `${DEADLINE_LUA}
+if past_deadline(ARGV[4]) then return '${PAST_DEADLINE}' end
 local record = redis.call('HMGET', KEYS[1], 'id', 'status', 'projectId')
 if not record[1] then return false end
 if record[2] == 'RUNNING' then
@@ -80,8 +111,8 @@ return redis.call('HGETALL', KEYS[1])
 
 type ScriptClient = RedisClient & {
   wcCreateSession(...args: (string | number)[]): Promise<[number, ...(string | number)[]]>;
-  wcReleaseSession(...args: (string | number)[]): Promise<string[] | null>;
-  wcFailSession(...args: (string | number)[]): Promise<string[] | null>;
+  wcReleaseSession(...args: (string | number)[]): Promise<string[] | string | null>;
+  wcFailSession(...args: (string | number)[]): Promise<string[] | string | null>;
 };
 
 /** Registers the store's scripts on a client (EVALSHA with EVAL fallback). Call once per client. */
@@ -145,6 +176,24 @@ export function fieldsToRecord(hash: Record<string, string>): SessionRecord | un
   return record;
 }
 
+/** The deadline of a script sent now, for a client whose commands time out after `commandTimeoutMs`. */
+export function requestDeadline(commandTimeoutMs: number, now = Date.now()): number {
+  return now + commandTimeoutMs - Math.max(DEADLINE_SKEW_MARGIN_MS, Math.floor(commandTimeoutMs / 2));
+}
+
+/** A script that refused to act because Redis ran it too late: a 503, and nothing changed. */
+export function pastDeadline(): DependencyError {
+  return new DependencyError(
+    "Redis",
+    new Error("Redis ran the script after the request's deadline; nothing was written"),
+  );
+}
+
+function recordFromScript(reply: string[] | string | null): SessionRecord | undefined {
+  if (reply === PAST_DEADLINE) throw pastDeadline();
+  return Array.isArray(reply) ? fieldsToRecord(pairsToHash(reply)) : undefined;
+}
+
 function pairsToHash(pairs: string[]): Record<string, string> {
   const hash: Record<string, string> = {};
   for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]] = pairs[i + 1];
@@ -188,7 +237,20 @@ export interface ListOptions {
  * rethrown as a 503 DependencyError; logical outcomes are return values.
  */
 export class SessionStore {
-  constructor(private readonly client: () => Promise<RedisClient>) {}
+  private readonly commandTimeoutMs: number;
+
+  /** `commandTimeoutMs`: the client's command timeout, which each script's deadline is made from. */
+  constructor(
+    private readonly client: () => Promise<RedisClient>,
+    options: { commandTimeoutMs?: number } = {},
+  ) {
+    this.commandTimeoutMs = options.commandTimeoutMs ?? 500;
+  }
+
+  /** The deadline for a script sent now: after it, the caller has been answered 503. */
+  private deadline(): number {
+    return requestDeadline(this.commandTimeoutMs);
+  }
 
   private async scripts(): Promise<ScriptClient> {
     return (await this.client()) as ScriptClient;
@@ -213,10 +275,12 @@ export class SessionStore {
         now - request.retentionMs - request.maxLifetimeMs,
         idem ? `${idem.fingerprint}|${record.id}` : "",
         idem?.ttlMs ?? 0,
+        this.deadline(),
         ...recordToFields(record),
       ),
     );
     const code = Number(result[0]);
+    if (code === 3) throw pastDeadline();
     if (code === 1) return { kind: "created", liveCount: Number(result[1]) };
     if (code === 0)
       return { kind: "limited", liveCount: Number(result[1]), earliestExpiresAt: Number(result[2]) };
@@ -239,9 +303,10 @@ export class SessionStore {
         keys.active(projectId),
         now,
         SESSION_EVENTS_CHANNEL,
+        this.deadline(),
       ),
     );
-    return pairs ? fieldsToRecord(pairsToHash(pairs)) : undefined;
+    return recordFromScript(pairs);
   }
 
   /** Marks a live session ERROR with a reason (used by the Proxy when its browser dies). */
@@ -253,9 +318,10 @@ export class SessionStore {
         now,
         reason,
         SESSION_EVENTS_CHANNEL,
+        this.deadline(),
       ),
     );
-    return pairs ? fieldsToRecord(pairsToHash(pairs)) : undefined;
+    return recordFromScript(pairs);
   }
 
   /**

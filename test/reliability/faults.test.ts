@@ -298,6 +298,66 @@ class DelayProxy {
   }
 }
 
+describe("faults: Redis stalled (SIGSTOP) under create load", function () {
+  this.timeout(60_000);
+
+  it("leaves no phantom session: every create answered 503 wrote nothing, and the active count is exact", async () => {
+    const server = await startOwnRedis();
+    const world = await createTestWorld({ redisUrl: server.url });
+    const watch = watchProcess();
+    try {
+      const project = uniqueProject("stall");
+      const key = world.addKey(project, { concurrency: 100_000 });
+      const api = apiFor(world.runtime);
+      const created: string[] = [];
+      const statuses = new Map<number, number>();
+      let running = true;
+      const worker = async () => {
+        while (running) {
+          const res = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+          if (res.statusCode === 201) created.push(JSON.parse(res.body).id);
+          else expectServiceUnavailable(res);
+        }
+      };
+      const workers = Array.from({ length: 8 }, worker);
+      const until = async (what: string, check: () => boolean) => {
+        for (let i = 0; i < 600 && !check(); i++) await sleep(50);
+        expect(check(), what).to.equal(true);
+      };
+      // Load first, then stall Redis while creates are on the wire, long past the command timeout.
+      await until("creates before the stall", () => created.length >= 20);
+      const before503 = statuses.get(503) ?? 0;
+      server.process.kill("SIGSTOP");
+      await until("creates answered 503 during the stall", () => (statuses.get(503) ?? 0) >= before503 + 8);
+      await sleep(1500);
+      server.process.kill("SIGCONT");
+      // Redis now runs every script that waited in its socket buffers: each must refuse, past its deadline.
+      const resumedAt = created.length;
+      await until("creates succeeding again", () => created.length >= resumedAt + 20);
+      running = false;
+      await Promise.all(workers);
+
+      const redis = await world.runtime.redis();
+      const stored = await redis.zrange(keys.sessions(project), "0", "-1");
+      const phantom = stored.filter((id) => !created.includes(id));
+      expect(phantom, "sessions stored by creates that were answered 503").to.deep.equal([]);
+      expect(new Set(stored)).to.deep.equal(new Set(created));
+      expect(await redis.zcard(keys.active(project)), "live sessions").to.equal(created.length);
+      expect(watch.problems.map(String)).to.deep.equal([]);
+      console.log(
+        `      Redis stalled about 2 s under 8 concurrent creates: ${created.length} created, ` +
+          `${statuses.get(503) ?? 0} answered 503, ${phantom.length} phantom sessions`,
+      );
+    } finally {
+      watch.stop();
+      server.process.kill("SIGCONT");
+      await world.close();
+      await server.stop();
+    }
+  });
+});
+
 describe("faults: Redis slow", function () {
   this.timeout(20_000);
 

@@ -71,6 +71,7 @@ const connect = new Connect("connect", {
   proxyPort: config.getNumber("proxyPort"),
   healthCheckPath: config.get("proxyHealthCheckPath"),
   idleTimeoutSeconds: config.getNumber("albIdleTimeoutSeconds"),
+  allowPlaintextConnect: config.getBoolean("allowPlaintextConnect"),
 });
 
 const logRetentionDays = config.getNumber("logRetentionDays");

@@ -24,7 +24,20 @@ export interface ConnectArgs {
   healthCheckPath?: string;
   /** Idle timeout in seconds: long, since a WebSocket may sit quiet; default 3600. */
   idleTimeoutSeconds?: number;
+  /**
+   * Allow a plaintext (`ws://`, port 80) connect host: only for a dev stack. Without it a stack
+   * with no certificate (or an existing host with scheme `ws`) is refused, since every client's
+   * bearer `signingKey` would cross the internet in clear text.
+   */
+  allowPlaintextConnect?: boolean;
 }
+
+/** What a refusal of a plaintext connect host tells the user. */
+export const PLAINTEXT_REFUSAL =
+  "connect: without a TLS certificate the ALB would listen on plain HTTP port 80 and every session's " +
+  "signingKey would cross the internet in clear text. Set certificateArn (an ACM certificate) and " +
+  "connectDomain, e.g. `pulumi config set certificateArn arn:aws:acm:...` and `pulumi config set " +
+  "connectDomain connect.example.com`; or, for a dev stack only, `pulumi config set allowPlaintextConnect true`.";
 
 /** How clients reach the Proxy: decided from the arguments alone (pure; unit-tested). */
 export interface ConnectPlan {
@@ -47,6 +60,7 @@ export function connectPlan(args: ConnectArgs): ConnectPlan {
     }
     if (args.certificateArn)
       throw new Error("connect: certificateArn has no use with existingHost (no ALB is made)");
+    if (args.existingHostScheme === "ws" && !args.allowPlaintextConnect) throw new Error(PLAINTEXT_REFUSAL);
     return {
       createAlb: false,
       scheme: args.existingHostScheme ?? "wss",
@@ -75,6 +89,7 @@ export function connectPlan(args: ConnectArgs): ConnectPlan {
     if (!args.domainName) throw new Error("connect: domainName is required with certificateArn");
     return { createAlb: true, scheme: "wss", listenerPort: 443, host: args.domainName };
   }
+  if (!args.allowPlaintextConnect) throw new Error(PLAINTEXT_REFUSAL);
   return { createAlb: true, scheme: "ws", listenerPort: 80, host: args.domainName };
 }
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { Connect, connectPlan } from "../../infra/connect";
+import { Connect, connectPlan, PLAINTEXT_REFUSAL } from "../../infra/connect";
 import { find, installMocks, ofType, promiseOf, recorded, settle, T } from "./mocks";
 
 const CERT = "arn:aws:acm:us-west-2:123456789012:certificate/11111111-2222-3333-4444-555555555555";
@@ -7,8 +7,21 @@ const NET = { vpcId: "vpc-1", vpcCidrBlock: "10.0.0.0/16", publicSubnetIds: ["su
 
 describe("infra/connect", () => {
   describe("connectPlan", () => {
-    it("uses port 80 and ws without a certificate, 443 and wss with one", () => {
-      expect(connectPlan(NET)).to.deep.include({ createAlb: true, listenerPort: 80, scheme: "ws" });
+    it("refuses a plaintext connect host unless the stack says it is a dev stack, saying how to fix it", () => {
+      for (const args of [NET, { existingHost: "proxy.example.com", existingHostScheme: "ws" as const }]) {
+        expect(() => connectPlan(args)).to.throw(PLAINTEXT_REFUSAL);
+      }
+      expect(PLAINTEXT_REFUSAL)
+        .to.match(/certificateArn/)
+        .and.match(/allowPlaintextConnect true/);
+    });
+
+    it("uses port 80 and ws without a certificate on a dev stack, 443 and wss with one", () => {
+      expect(connectPlan({ ...NET, allowPlaintextConnect: true })).to.deep.include({
+        createAlb: true,
+        listenerPort: 80,
+        scheme: "ws",
+      });
       expect(connectPlan({ ...NET, certificateArn: CERT, domainName: "connect.example.com" })).to.deep.equal({
         createAlb: true,
         listenerPort: 443,
@@ -28,7 +41,9 @@ describe("infra/connect", () => {
     it("refuses a certificate without a domain, a URL as host, and a bad port, naming the argument", () => {
       expect(() => connectPlan({ ...NET, certificateArn: CERT })).to.throw(/domainName/);
       expect(() => connectPlan({ existingHost: "wss://proxy.example.com/x" })).to.throw(/existingHost/);
-      expect(() => connectPlan({ ...NET, proxyPort: 70000 })).to.throw(/proxyPort/);
+      expect(() => connectPlan({ ...NET, allowPlaintextConnect: true, proxyPort: 70000 })).to.throw(
+        /proxyPort/,
+      );
       expect(() => connectPlan({ ...NET, certificateArn: "not-an-arn", domainName: "a.b" })).to.throw(
         /certificateArn/,
       );
@@ -52,6 +67,13 @@ describe("infra/connect", () => {
       existing = new Connect("t-ext", { existingHost: "proxy.example.com" });
       await promiseOf(tls.targetGroupArn!);
       await settle();
+    });
+
+    it("refuses, under mocks, to make a plaintext ALB for a stack that is not marked dev, and makes none", () => {
+      const before = ofType(T.lb, "t-plain").length;
+      expect(() => new Connect("t-plain", NET)).to.throw(PLAINTEXT_REFUSAL);
+      expect(ofType(T.lb, "t-plain")).to.have.length(before);
+      expect(() => new Connect("t-plain-dev", { ...NET, allowPlaintextConnect: true })).to.not.throw();
     });
 
     it("listens on 443 with the certificate and a TLS 1.3 policy, forwarding to the Proxy's target group", () => {

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants as fsConstants, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { accessSync, constants as fsConstants, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { CdpPipe, type CommandPolicy, type PipeClient } from "./cdp-pipe";
 
 /** Where Debian's `chromium` package puts its launcher. */
 export const DEFAULT_CHROMIUM_PATH = "/usr/bin/chromium";
@@ -31,7 +33,8 @@ export function isExecutable(path: string): boolean {
 
 /**
  * The command line of a session's browser. Headless, no first-run UI, nothing that phones home
- * (background networking, component updates, sync), and DevTools on a port the OS picks.
+ * (background networking, component updates, sync), and DevTools over a pipe (file descriptors 3
+ * and 4), not a port: no other process on the machine can drive it.
  */
 export function chromiumArgs(profileDir: string, extraArgs: string[] = []): string[] {
   return [
@@ -45,20 +48,19 @@ export function chromiumArgs(profileDir: string, extraArgs: string[] = []): stri
     "--disable-component-update",
     "--disable-sync",
     `--user-data-dir=${profileDir}`,
-    "--remote-debugging-port=0",
+    "--remote-debugging-pipe",
     ...extraArgs,
     "about:blank",
   ];
 }
 
-/** One entry of the DevTools HTTP target list (`/json/list`). */
+/** One of the browser's targets (`Target.getTargets`). */
 export interface DevToolsTarget {
   id: string;
   type: string;
   url: string;
   title: string;
   faviconUrl?: string;
-  webSocketDebuggerUrl?: string;
 }
 
 export interface BrowserExit {
@@ -74,10 +76,8 @@ export interface BrowserExit {
 export interface ChromiumProcess {
   pid: number;
   profileDir: string;
-  /** The browser-level CDP endpoint, `ws://127.0.0.1:<port>/devtools/browser/<id>`. */
-  wsEndpoint: string;
-  /** `http://127.0.0.1:<port>`, where `/json/list` is served. */
-  httpEndpoint: string;
+  /** Opens a client's own browser-level CDP session on the browser's pipe (what the relay joins to a client). */
+  connectClient(): Promise<PipeClient>;
   /** Settles when the browser process has exited (for whatever reason). */
   exited: Promise<BrowserExit>;
   /** The browser's page targets. */
@@ -103,29 +103,19 @@ export interface LaunchOptions {
    * extension there) and returns switches to add. A failure ends the launch and removes the folder.
    */
   prepareProfile?: (profileDir: string) => Promise<string[]>;
+  /** What clients may do beyond the defaults (file input paths, the downloads folder). */
+  policy?: (profileDir: string) => CommandPolicy;
 }
 
-const DEVTOOLS_LINE = /DevTools listening on (ws:\/\/\S+)/;
 const STDERR_TAIL_BYTES = 4096;
 
 function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
 }
 
-/** Reads the endpoint from the `DevToolsActivePort` file (port, then browser path), if written yet. */
-function readActivePort(profileDir: string): string | undefined {
-  try {
-    const [port, path] = readFileSync(join(profileDir, "DevToolsActivePort"), "utf8").split("\n");
-    if (/^\d+$/.test(port) && path?.startsWith("/devtools/browser/")) return `ws://127.0.0.1:${port}${path}`;
-  } catch {
-    // Not written yet.
-  }
-  return undefined;
-}
-
 /**
- * Starts one headless Chromium in a fresh profile folder and resolves once its DevTools endpoint
- * is known (from the "DevTools listening on" line on stderr, or the `DevToolsActivePort` file).
+ * Starts one headless Chromium in a fresh profile folder and resolves once it answers on its
+ * DevTools pipe.
  * The browser leads its own process group, so `close()` also ends its renderers and helpers.
  * Rejects (and cleans up) when the binary is missing, the browser exits early, or it is not
  * ready within the timeout.
@@ -145,7 +135,8 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumPr
     chromiumArgs(profileDir, [...prepared, ...(options.extraArgs ?? [])]),
     {
       detached: true,
-      stdio: ["ignore", "ignore", "pipe"],
+      // fd 3: commands to the browser; fd 4: its replies and events (--remote-debugging-pipe).
+      stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"],
       // Crash reports and config land inside the profile folder, which is removed with the session.
       env: {
         ...process.env,
@@ -161,54 +152,58 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumPr
     child.once("exit", (code, signal) => resolve({ code, signal, requested: closeRequested, stderrTail }));
   });
 
+  const pipe = new CdpPipe(
+    child.stdio[3] as Writable,
+    child.stdio[4] as Readable,
+    // Downloads stay inside the session's profile folder, which goes with the session.
+    { downloadPath: join(profileDir, "downloads"), ...options.policy?.(profileDir) },
+  );
+  void exited.then(({ code, signal }) =>
+    pipe.shutdown(new Error(`the browser exited (${signal ?? `code ${code}`})`)),
+  );
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => {
+    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
+  });
+
   try {
-    const wsEndpoint = await new Promise<string>((resolve, reject) => {
-      let settled = false;
-      const finish = (error: Error | undefined, endpoint?: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearInterval(poll);
-        if (error) reject(error);
-        else resolve(endpoint!);
-      };
-      const timeoutMs = options.timeoutMs ?? 20_000;
-      const timer = setTimeout(
-        () => finish(new Error(`Chromium did not open its DevTools endpoint within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const poll = setInterval(() => {
-        const endpoint = readActivePort(profileDir);
-        if (endpoint) finish(undefined, endpoint);
-      }, 100);
-      child.stderr!.setEncoding("utf8");
-      child.stderr!.on("data", (chunk: string) => {
-        stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
-        const match = DEVTOOLS_LINE.exec(stderrTail);
-        if (match) finish(undefined, match[1]);
-      });
-      child.once("error", (error) => finish(new Error(`could not start Chromium: ${error.message}`)));
+    const timeoutMs = options.timeoutMs ?? 20_000;
+    await new Promise<void>((resolve, reject) => {
+      child.once("error", (error) => reject(new Error(`could not start Chromium: ${error.message}`)));
       void exited.then(({ code, signal }) =>
-        finish(
+        reject(
           new Error(
             `Chromium exited before it was ready (${signal ?? `code ${code}`}): ${stderrTail.trim().split("\n").slice(-3).join(" | ")}`,
           ),
         ),
       );
+      pipe.call("Browser.getVersion", {}, timeoutMs).then(
+        () => resolve(),
+        (error: Error) =>
+          reject(
+            new Error(
+              `Chromium did not answer on its DevTools pipe within ${timeoutMs} ms: ${error.message}`,
+            ),
+          ),
+      );
     });
 
-    const httpEndpoint = `http://${new URL(wsEndpoint).host}`;
     let closing: Promise<void> | undefined;
     return {
       pid: child.pid!,
       profileDir,
-      wsEndpoint,
-      httpEndpoint,
       exited,
+      connectClient: () => pipe.connect(),
       async listTargets(timeoutMs = 2000) {
-        const response = await fetch(`${httpEndpoint}/json/list`, { signal: AbortSignal.timeout(timeoutMs) });
-        if (!response.ok) throw new Error(`DevTools target list answered ${response.status}`);
-        return (await response.json()) as DevToolsTarget[];
+        const { targetInfos } = await pipe.call<{
+          targetInfos: { targetId: string; type: string; url: string; title: string }[];
+        }>("Target.getTargets", {}, timeoutMs);
+        return targetInfos.map((target) => ({
+          id: target.targetId,
+          type: target.type,
+          url: target.url,
+          title: target.title,
+        }));
       },
       close(graceMs = 0) {
         closing ??= (async () => {

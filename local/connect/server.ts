@@ -29,6 +29,7 @@ import {
   launchChromium,
   type ChromiumProcess,
 } from "./browser";
+import type { PipeClient } from "./cdp-pipe";
 
 /** What the connect server needs from the local runtime (the `Runtime` satisfies it). */
 export interface ConnectDeps {
@@ -100,7 +101,7 @@ class Refusal extends Error {
 
 interface Relay {
   client: WebSocket;
-  upstream: WebSocket;
+  upstream: PipeClient;
 }
 
 interface LocalSession {
@@ -294,18 +295,23 @@ export class ConnectServer {
         } catch (error) {
           throw new Refusal(503, `could not start a browser for this session: ${(error as Error).message}`);
         }
-        const upstream = await openUpstream(browser.wsEndpoint);
+        let upstream: PipeClient;
+        try {
+          upstream = await browser.connectClient();
+        } catch (error) {
+          throw new Refusal(503, `could not reach the session's browser: ${(error as Error).message}`);
+        }
         // A release may have landed while the browser started, before this session was registered.
         const now = await deps.store.get(record.projectId, record.id);
         const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
         if (session.ending || nowStatus !== "RUNNING") {
-          upstream.socket.terminate();
+          upstream.close();
           if (!session.ending)
             void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
           throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
         }
         if (socket.destroyed) {
-          upstream.socket.terminate();
+          upstream.close();
           return;
         }
         this.wss.handleUpgrade(req, socket, head, (client) => this.relay(session, browser, client, upstream));
@@ -420,31 +426,31 @@ export class ConnectServer {
     await ended;
   }
 
-  private relay(session: LocalSession, browser: ChromiumProcess, client: WebSocket, opened: Upstream): void {
-    const upstream = opened.socket;
+  private relay(
+    session: LocalSession,
+    browser: ChromiumProcess,
+    client: WebSocket,
+    upstream: PipeClient,
+  ): void {
     const relay: Relay = { client, upstream };
     session.relays.add(relay);
     session.hadClient = true;
     clearTimeout(session.idleTimer);
     session.idleTimer = undefined;
-    upstream.off("message", opened.keep);
-    for (const [data, isBinary] of opened.early) client.send(data, { binary: isBinary });
-    client.on("message", (data, isBinary) => {
-      if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary });
-    });
-    upstream.on("message", (data, isBinary) => {
-      if (client.readyState === WebSocket.OPEN) client.send(data, { binary: isBinary });
+    client.on("message", (data: RawData) => upstream.send(data.toString()));
+    // Messages that arrived before this point were held by the pipe client and come first.
+    upstream.onMessage((text) => {
+      if (client.readyState === WebSocket.OPEN) client.send(text);
     });
     client.on("error", () => undefined);
-    upstream.on("error", () => undefined);
     client.on("close", () => {
       session.relays.delete(relay);
       upstream.close();
       // A close the server made itself (release, timeout, crash, shutdown) finds the session ending.
       this.onClientGone(session);
     });
-    upstream.on("close", () => {
-      // The browser's socket closes a moment before its exit is seen: wait briefly, so a crash
+    upstream.onClose(() => {
+      // The browser's pipe closes a moment before its exit is seen: wait briefly, so a crash
       // reaches the client as a crash.
       const settle = new Promise<boolean>((resolve) =>
         setTimeout(() => resolve(false), UPSTREAM_EXIT_WAIT_MS),
@@ -537,7 +543,7 @@ export class ConnectServer {
       session.idleTimer = undefined;
       for (const { client, upstream } of session.relays) {
         closeClient(client, close);
-        upstream.terminate();
+        upstream.close();
       }
       session.relays.clear();
       let browser: ChromiumProcess | undefined;
@@ -654,28 +660,6 @@ async function loadExtension(
 
 function isDependencyError(error: unknown): boolean {
   return (error as { statusCode?: number } | null)?.statusCode === 503;
-}
-
-/** The browser side of a relay, opened before the client's upgrade completes. */
-interface Upstream {
-  socket: WebSocket;
-  /** Messages that arrived before the client side was wired. */
-  early: [RawData, boolean][];
-  keep: (data: RawData, isBinary: boolean) => void;
-}
-
-/** Opens the relay's browser side; a failure is a 503 on the client's upgrade. */
-function openUpstream(endpoint: string): Promise<Upstream> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(endpoint, { maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
-    const early: [RawData, boolean][] = [];
-    const keep = (data: RawData, isBinary: boolean) => early.push([data, isBinary]);
-    socket.on("message", keep);
-    socket.once("open", () => resolve({ socket, early, keep }));
-    socket.once("error", (error) =>
-      reject(new Refusal(503, `could not reach the session's browser: ${error.message}`)),
-    );
-  });
 }
 
 function closeClient(client: WebSocket, close: { code: number; reason: string }): void {

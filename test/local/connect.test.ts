@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -112,6 +112,61 @@ async function cdpClient(url: string) {
   return { socket, closed, send };
 }
 
+/** A raw CDP connection that returns whole replies (result or error) and can address a session. */
+async function rawCdp(url: string) {
+  const socket = new WebSocket(url);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("open", () => resolve());
+    socket.once("error", reject);
+  });
+  let nextId = 1;
+  const send = (method: string, params: Record<string, unknown> = {}, sessionId?: string) =>
+    new Promise<{ result?: Record<string, unknown>; error?: { message: string } }>((resolve) => {
+      const id = nextId++;
+      const onMessage = (data: Buffer) => {
+        const message = JSON.parse(data.toString());
+        if (message.id !== id) return;
+        socket.off("message", onMessage);
+        resolve(message);
+      };
+      socket.on("message", onMessage);
+      socket.send(JSON.stringify({ id, method, params, sessionId }));
+    });
+  return { send, close: () => socket.close() };
+}
+
+/** TCP ports (v4 and v6) on which any of `pids` listens (Linux: /proc/net and each process's fds). */
+function listeningPorts(pids: number[]): number[] {
+  const listening = new Map<string, number>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is HEX_IP:HEX_PORT; st 0A is LISTEN; the inode is field 9.
+      if (fields.length > 9 && fields[3] === "0A")
+        listening.set(fields[9], parseInt(fields[1].split(":")[1], 16));
+    }
+  }
+  const ports: number[] = [];
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+        if (inode && listening.has(inode)) ports.push(listening.get(inode)!);
+      } catch {
+        // The fd closed while we looked.
+      }
+    }
+  }
+  return ports;
+}
+
 describe("local connect server (Proxy stand-in)", function () {
   this.timeout(60_000);
 
@@ -217,6 +272,91 @@ describe("local connect server (Proxy stand-in)", function () {
 
     await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
     await waitFor("the released session's browser to exit", () => !alive(browser!.pid));
+  });
+
+  it("keeps the machine's files from the session's browser: no file: URL through CDP, and no local paths for file inputs", async () => {
+    const session = await bb.sessions.create({ api_timeout: 120 });
+    const cdp = await rawCdp(session.connectUrl);
+    try {
+      const secrets = secretsPath(home);
+      const refused = /file: URLs are not allowed/;
+      const created = await cdp.send("Target.createTarget", { url: `file://${secrets}` });
+      expect(created.error?.message).to.match(refused);
+
+      const target = await cdp.send("Target.createTarget", { url: pageUrl });
+      expect(target.error, JSON.stringify(target)).to.equal(undefined);
+      const result = target.result;
+      const attached = await cdp.send("Target.attachToTarget", { targetId: result!.targetId, flatten: true });
+      const sessionId = attached.result!.sessionId as string;
+      for (const url of [`file://${secrets}`, "FILE:///etc/passwd", ` view-source:file://${secrets}`]) {
+        const navigated = await cdp.send("Page.navigate", { url }, sessionId);
+        expect(navigated.error?.message, url).to.match(refused);
+      }
+      // Wait until the loopback page has loaded (an evaluate during navigation has no context yet).
+      await waitFor("the page to load", async () => {
+        const state = await cdp.send(
+          "Runtime.evaluate",
+          { expression: "location.href + ' ' + document.readyState", returnByValue: true },
+          sessionId,
+        );
+        return (state.result?.result as { value?: string } | undefined)?.value === `${pageUrl} complete`;
+      });
+      // The page itself cannot reach them either (Chromium refuses file: from a web page).
+      const fetched = await cdp.send(
+        "Runtime.evaluate",
+        {
+          expression: `fetch(${JSON.stringify(`file://${secrets}`)}).then(r => r.text(), e => "refused: " + e.message)`,
+          awaitPromise: true,
+          returnByValue: true,
+        },
+        sessionId,
+      );
+      expect((fetched.result!.result as { value: string }).value).to.match(/^refused: /);
+      const body = await cdp.send(
+        "Runtime.evaluate",
+        { expression: "document.documentElement.outerHTML", returnByValue: true },
+        sessionId,
+      );
+      expect((body.result!.result as { value: string }).value).to.not.include("tokenKeys");
+
+      const files = await cdp.send(
+        "DOM.setFileInputFiles",
+        { files: [secrets], backendNodeId: 1 },
+        sessionId,
+      );
+      expect(files.error?.message).to.match(/local paths is not allowed/);
+      // A command for a session this client never attached is refused as unknown.
+      const foreign = await cdp.send(
+        "Runtime.evaluate",
+        { expression: "1" },
+        "0123456789ABCDEF0123456789ABCDEF",
+      );
+      expect(foreign.error?.message).to.match(/not found/);
+    } finally {
+      cdp.close();
+      await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    }
+  });
+
+  it("opens no DevTools port: the browser speaks CDP over a pipe, and none of its processes listens on TCP", async () => {
+    const session = await bb.sessions.create({ api_timeout: 120, keepAlive: true });
+    const cdp = await rawCdp(session.connectUrl);
+    try {
+      const browser = (await connect.browserOf(session.id))!;
+      const cmdline = readFileSync(`/proc/${browser.pid}/cmdline`, "utf8").split("\0");
+      expect(cmdline).to.include("--remote-debugging-pipe");
+      expect(cmdline.some((arg) => arg.startsWith("--remote-debugging-port"))).to.equal(false);
+      expect(existsSync(join(browser.profileDir, "DevToolsActivePort"))).to.equal(false);
+      const members = groupMembers([browser.pid]);
+      expect(members).to.include(browser.pid);
+      expect(listeningPorts(members), "TCP ports the browser's processes listen on").to.deep.equal([]);
+      // The relay still works over the pipe.
+      const version = await cdp.send("Browser.getVersion");
+      expect(version.result?.product).to.match(/Chrome\//);
+    } finally {
+      cdp.close();
+      await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });
+    }
   });
 
   it("refuses another project's token with 401 and a token naming another project with 404", async () => {

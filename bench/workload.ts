@@ -5,7 +5,7 @@
 import { principalIdFor } from "../lib/apikeys";
 import type { SessionRecord } from "../lib/session";
 import { SESSION_TIMEOUT_MAX_SECONDS } from "../lib/config";
-import { keys, recordToFields, requestDeadline } from "../lib/store";
+import { DEFAULT_MAX_RETAINED_SESSIONS, keys, recordToFields, requestDeadline } from "../lib/store";
 
 /** Project ids of the benchmark's API keys (each its own hash tag, so runs do not mix). */
 export const PROJECTS = {
@@ -87,6 +87,8 @@ export function createScriptArgs(projectId: string, id: string, now: number): (s
     "",
     0,
     requestDeadline(500, now),
+    DEFAULT_MAX_RETAINED_SESSIONS,
+    keys.session(projectId, ""),
     ...typicalFields(projectId, id, now),
   ];
 }

@@ -32,7 +32,10 @@ export interface CacheArgs {
 export interface CacheTopology {
   engine: CacheEngine;
   engineVersion: string;
-  parameterGroupName: string;
+  /** ElastiCache parameter group family, e.g. `redis7`, `valkey8`. */
+  parameterGroupFamily: string;
+  /** The stack's own parameter group settings (see `cacheParameters`). */
+  parameters: { name: string; value: string }[];
   clusterMode: "enabled" | "disabled";
   numCacheClusters?: number;
   numNodeGroups?: number;
@@ -58,7 +61,7 @@ export function cacheTopology(
   if (!Number.isInteger(replicas) || replicas < 0 || replicas > 5) {
     throw new Error(`cache: replicas must be a whole number from 0 to 5, got ${replicas}`);
   }
-  const family = `default.${engine}${major}`;
+  const family = `${engine}${major}`;
   if (args.clusterMode) {
     const shards = args.shards ?? 1;
     if (!Number.isInteger(shards) || shards < 1 || shards > 500) {
@@ -67,7 +70,8 @@ export function cacheTopology(
     return {
       engine,
       engineVersion,
-      parameterGroupName: `${family}.cluster.on`,
+      parameterGroupFamily: family,
+      parameters: cacheParameters(true),
       clusterMode: "enabled",
       numNodeGroups: shards,
       replicasPerNodeGroup: replicas,
@@ -79,12 +83,27 @@ export function cacheTopology(
   return {
     engine,
     engineVersion,
-    parameterGroupName: family,
+    parameterGroupFamily: family,
+    parameters: cacheParameters(false),
     clusterMode: "disabled",
     numCacheClusters: replicas + 1,
     automaticFailoverEnabled: replicas > 0,
     multiAzEnabled: replicas > 0,
   };
+}
+
+/**
+ * The settings the stack's own parameter group gives the engine. `maxmemory-policy noeviction`:
+ * ElastiCache's default (`volatile-lru`) evicts keys that have a TTL, which are the session
+ * records, while the `active` sets (no TTL) keep counting those sessions against the limit: a full
+ * cache would then lose other tenants' sessions and leak slots. With `noeviction` a full cache
+ * refuses writes instead (a 503, and the create scripts write nothing), and nothing already stored
+ * is lost; per-session and per-project caps keep one tenant from getting there.
+ */
+export function cacheParameters(clusterMode: boolean): { name: string; value: string }[] {
+  const parameters = [{ name: "maxmemory-policy", value: "noeviction" }];
+  if (clusterMode) parameters.push({ name: "cluster-enabled", value: "yes" });
+  return parameters;
 }
 
 /** The URL the handlers get in REDIS_ENDPOINT: always TLS (`rediss://`). */
@@ -175,13 +194,23 @@ export class Cache extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const parameterGroup = new aws.elasticache.ParameterGroup(
+      `${name}-params`,
+      {
+        description: "WallCrawler session store: noeviction, so slot accounting never loses a record",
+        family: topology.parameterGroupFamily,
+        parameters: topology.parameters,
+      },
+      { parent: this },
+    );
+
     const group = new aws.elasticache.ReplicationGroup(
       `${name}-redis`,
       {
         description: "WallCrawler API session store",
         engine: topology.engine,
         engineVersion: topology.engineVersion,
-        parameterGroupName: topology.parameterGroupName,
+        parameterGroupName: parameterGroup.name,
         nodeType: args.nodeType ?? "cache.t4g.micro",
         port: 6379,
         clusterMode: topology.clusterMode,

@@ -44,6 +44,10 @@ export interface RuntimeConfig {
   maxBodyBytes: number;
   /** How long an `Idempotency-Key` is remembered, in seconds. */
   idempotencyTtlSeconds: number;
+  /** Most bytes one session record may store (userMetadata, browserSettings and proxies included). */
+  maxRecordBytes: number;
+  /** Most sessions (live and ended) a project keeps; past it the oldest ended ones are dropped. */
+  maxRetainedSessions: number;
   /** The object store: `s3://<bucket>` deployed, `file:<folder>` locally; unset, the extension routes refuse to start. */
   objectStore?: string;
 }
@@ -161,6 +165,8 @@ export function loadConfig(env: Env = process.env): RuntimeConfig {
     maxUserMetadataBytes: integer(env, "MAX_USER_METADATA_BYTES", 8192, 256, 65536),
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 65536, 1024, 1048576),
     idempotencyTtlSeconds: integer(env, "IDEMPOTENCY_TTL_SECONDS", 86400, 60, 7 * 86400),
+    maxRecordBytes: integer(env, "MAX_SESSION_RECORD_BYTES", 16384, 4096, 262144),
+    maxRetainedSessions: integer(env, "MAX_RETAINED_SESSIONS", 5000, 100, 1000000),
     objectStore: objectStoreSetting(env),
   };
 }

@@ -59,18 +59,26 @@ function proxyEntrySchema() {
   );
 }
 
+/** Largest `browserSettings.fingerprint`, in bytes of JSON (a legacy field: stored, handed to the Proxy). */
+export const MAX_FINGERPRINT_BYTES = 2048;
+
+/**
+ * Browserbase's browser settings (SDK 2.21's `BrowserSettings`, plus the legacy `fingerprint`),
+ * each bounded. Fields outside Browserbase's set are dropped rather than stored: a session record's
+ * size is bounded by what these allow.
+ */
 function browserSettingsSchema() {
   const flag = z.boolean({ error: "must be true or false" }).optional();
   return z
-    .looseObject({
+    .object({
       context: z
-        .looseObject({
+        .object({
           id: boundedString(128).min(1, "must not be empty"),
           persist: flag,
         })
         .optional(),
       viewport: z
-        .looseObject({
+        .object({
           width: z.number().int().min(1).max(8192).optional(),
           height: z.number().int().min(1).max(8192).optional(),
         })
@@ -84,12 +92,19 @@ function browserSettingsSchema() {
       ignoreCertificateErrors: flag,
       os: boundedString(32).optional(),
       extensionId: boundedString(128).optional(),
-      allowedDomains: z.array(boundedString(253)).max(1000).optional(),
+      allowedDomains: z.array(boundedString(253)).max(100, "must have at most 100 entries").optional(),
       captchaImageSelector: boundedString(1000).optional(),
       captchaInputSelector: boundedString(1000).optional(),
-      fingerprint: z.looseObject({}).optional(),
+      fingerprint: z
+        .record(z.string(), z.unknown(), { error: "must be a JSON object" })
+        .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= MAX_FINGERPRINT_BYTES, {
+          error: `must be at most ${MAX_FINGERPRINT_BYTES} bytes of JSON`,
+        })
+        .optional(),
     })
-    .describe("Browser settings. Fields the API does not act on are stored and handed to the Proxy.");
+    .describe(
+      "Browser settings (Browserbase's fields; others are dropped). Fields the API does not act on are stored and handed to the Proxy.",
+    );
 }
 
 /** Body of `POST /v1/sessions`. Unknown top-level fields are ignored, for forward compatibility. */

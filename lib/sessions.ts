@@ -15,7 +15,7 @@ import {
 import { checkSessionExtension, type ExtensionStore } from "./extensions";
 import type { ObjectStore } from "./objects";
 import { matchesMetadata, type MetadataClause } from "./query";
-import type { SessionStore } from "./store";
+import { recordToFields, type SessionStore } from "./store";
 import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
 
 /** What the session operations need; tests swap any part. */
@@ -185,6 +185,14 @@ export async function createSession(
     });
   }
 
+  const recordBytes = storedBytes(record);
+  if (recordBytes > config.maxRecordBytes) {
+    throw new BadRequestError(
+      `the session would store ${recordBytes} bytes (userMetadata, browserSettings and proxies together); ` +
+        `the limit is ${config.maxRecordBytes} bytes`,
+    );
+  }
+
   const fingerprint = idempotencyKey === undefined ? undefined : bodyFingerprint(body);
   const outcome = await deps.store.create({
     record,
@@ -192,6 +200,7 @@ export async function createSession(
     now,
     retentionMs: config.retentionSeconds * 1000,
     maxLifetimeMs: SESSION_TIMEOUT_MAX_SECONDS * 1000,
+    maxRetained: config.maxRetainedSessions,
     idempotency:
       idempotencyKey === undefined || fingerprint === undefined
         ? undefined
@@ -230,6 +239,11 @@ export async function createSession(
     liveCount: outcome.liveCount,
   });
   return { session: await withConnection(record, keySet, deps, now), replayed: false };
+}
+
+/** Bytes of field names and values the record's Redis hash holds. */
+export function storedBytes(record: SessionRecord): number {
+  return recordToFields(record).reduce((sum, part) => sum + Buffer.byteLength(part), 0);
 }
 
 /** Session ids are UUIDs; anything else cannot exist, so it is a 404 without asking Redis. */

@@ -37,6 +37,9 @@ export const PAST_DEADLINE = "PAST_DEADLINE";
  */
 export const DEADLINE_SKEW_MARGIN_MS = 100;
 
+/** Sessions a project keeps (live plus ended) when the config sets no other number. */
+export const DEFAULT_MAX_RETAINED_SESSIONS = 5_000;
+
 /** Channel the Proxy subscribes to for session lifecycle events. */
 export const SESSION_EVENTS_CHANNEL = "wc:session-events";
 
@@ -46,7 +49,9 @@ export const SESSION_EVENTS_CHANNEL = "wc:session-events";
  * indexes and the idempotency marker.
  * KEYS: record, active, sessions, idempotency.
  * ARGV: now, limit, id, expiresAt, recordExpireAt, listCutoff, idemValue ('' = none), idemTtlMs,
- * deadline, field, value, ...
+ * deadline, maxRetained, recordKeyPrefix, field, value, ...
+ * Past `maxRetained` sessions in the project's list, the oldest that are not live are dropped
+ * (record and list entry) in the same step, so one tenant's history cannot grow without bound.
  * Returns {1, liveCount} created; {0, liveCount, earliestExpiresAt} at the limit; {2, storedIdemValue}
  * replay; {3} past the deadline (nothing written).
  */
@@ -63,11 +68,24 @@ if live >= tonumber(ARGV[2]) then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   return {0, live, first[2]}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12))
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 redis.call('ZADD', KEYS[3], now, ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[10])
+if excess > 0 then
+  -- The oldest first; a live session (still in active) is never dropped.
+  local dropped = 0
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[3], 0, excess + 15)) do
+    if dropped >= excess then break end
+    if not redis.call('ZSCORE', KEYS[2], old) then
+      redis.call('ZREM', KEYS[3], old)
+      redis.call('DEL', ARGV[11] .. old)
+      dropped = dropped + 1
+    end
+  end
+end
 if ARGV[7] ~= '' then
   redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
 end
@@ -222,6 +240,8 @@ export interface CreateRequest {
   retentionMs: number;
   /** Longest possible session life, so the list index keeps every id whose record may still exist. */
   maxLifetimeMs: number;
+  /** Most sessions the project keeps listed and retrievable; past it the oldest ended ones go. Default 5000. */
+  maxRetained?: number;
   idempotency?: { key: string; fingerprint: string; ttlMs: number };
 }
 
@@ -276,6 +296,8 @@ export class SessionStore {
         idem ? `${idem.fingerprint}|${record.id}` : "",
         idem?.ttlMs ?? 0,
         this.deadline(),
+        request.maxRetained ?? DEFAULT_MAX_RETAINED_SESSIONS,
+        keys.session(p, ""),
         ...recordToFields(record),
       ),
     );

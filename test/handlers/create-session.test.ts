@@ -144,19 +144,50 @@ describe("POST /v1/sessions", () => {
       expect(JSON.parse(res.body).contextId).to.equal("ctx-123");
     });
 
-    it("accepts unknown browserSettings fields and stores them for the Proxy", async () => {
+    it("stores Browserbase's browserSettings for the Proxy and drops fields outside that set", async () => {
       const project = uniqueProject();
       const browserSettings = {
         viewport: { width: 1280, height: 720, deviceScaleFactor: 2 },
         blockAds: true,
         futureFlag: { nested: ["a", 1, true] },
         os: "linux",
+        fingerprint: { locales: ["en-US"] },
       };
       const res = await create(world.addKey(project), { browserSettings });
       expect(res.statusCode, res.body).to.equal(201);
       const id = JSON.parse(res.body).id;
       const stored = await (await redis()).hget(keys.session(project, id), "browserSettings");
-      expect(JSON.parse(stored ?? "null")).to.deep.equal(browserSettings);
+      expect(JSON.parse(stored ?? "null")).to.deep.equal({
+        viewport: { width: 1280, height: 720 },
+        blockAds: true,
+        os: "linux",
+        fingerprint: { locales: ["en-US"] },
+      });
+    });
+
+    it("bounds what a session stores: a large fingerprint, too many allowedDomains, or a record over the byte cap is a 400", async () => {
+      const key = world.addKey(uniqueProject());
+      const cases: [unknown, RegExp][] = [
+        [{ browserSettings: { fingerprint: { blob: "x".repeat(3000) } } }, /fingerprint.*at most 2048 bytes/],
+        [
+          { browserSettings: { allowedDomains: Array.from({ length: 101 }, (_, i) => `d${i}.example`) } },
+          /allowedDomains.*at most 100/,
+        ],
+        [
+          {
+            userMetadata: { notes: "m".repeat(8000) },
+            browserSettings: {
+              allowedDomains: Array.from({ length: 100 }, (_, i) => `${"d".repeat(240)}${i}.example`),
+            },
+          },
+          /the session would store \d+ bytes .*; the limit is 16384 bytes/,
+        ],
+      ];
+      for (const [body, message] of cases) {
+        const res = await create(key, body);
+        expect(res.statusCode, res.body).to.equal(400);
+        expect(JSON.parse(res.body).message).to.match(message);
+      }
     });
 
     it("stores proxies encrypted for the Proxy and never returns or logs the password", async () => {

@@ -8,7 +8,7 @@ describe("infra/cache", () => {
       expect(cacheTopology({})).to.deep.include({
         engine: "redis",
         engineVersion: "7.1",
-        parameterGroupName: "default.redis7",
+        parameterGroupFamily: "redis7",
         clusterMode: "disabled",
         numCacheClusters: 1,
         automaticFailoverEnabled: false,
@@ -29,7 +29,7 @@ describe("infra/cache", () => {
       expect(topology).to.deep.include({
         engine: "valkey",
         engineVersion: "8.0",
-        parameterGroupName: "default.valkey8.cluster.on",
+        parameterGroupFamily: "valkey8",
         clusterMode: "enabled",
         numNodeGroups: 3,
         replicasPerNodeGroup: 1,
@@ -143,10 +143,20 @@ describe("infra/cache", () => {
         numNodeGroups: 2,
         replicasPerNodeGroup: 1,
         engine: "valkey",
-        parameterGroupName: "default.valkey8.cluster.on",
         transitEncryptionEnabled: true,
         atRestEncryptionEnabled: true,
       });
+    });
+
+    it("runs on a parameter group of its own with noeviction, so a full cache never evicts a session record", () => {
+      const params = find(T.parameterGroup, "t-cache-params");
+      expect(params.inputs.family).to.equal("redis7");
+      expect(params.inputs.parameters).to.deep.equal([{ name: "maxmemory-policy", value: "noeviction" }]);
+      expect(find(T.replicationGroup, "t-cache-redis").inputs.parameterGroupName).to.equal(params.state.name);
+      const clustered = find(T.parameterGroup, "t-cluster-params");
+      expect(clustered.inputs.family).to.equal("valkey8");
+      expect(clustered.inputs.parameters).to.deep.include({ name: "cluster-enabled", value: "yes" });
+      expect(clustered.inputs.parameters).to.deep.include({ name: "maxmemory-policy", value: "noeviction" });
     });
 
     it("refuses to be built without the functions' security group", () => {

@@ -112,6 +112,11 @@ function fakeResource(args: pulumi.runtime.MockResourceArgs): { id: string; stat
       const versionId = `v-${digest(name, 12)}`;
       return { id: `${inputs.secretId}|${versionId}`, state: { ...inputs, arn: inputs.secretId, versionId } };
     }
+    case "aws:elasticache/parameterGroup:ParameterGroup":
+      return {
+        id: physical,
+        state: { ...inputs, name: physical, arn: arn("elasticache", `parametergroup:${physical}`) },
+      };
     case "aws:elasticache/subnetGroup:SubnetGroup":
       return {
         id: physical,
@@ -356,6 +361,7 @@ export const T = {
   secret: "aws:secretsmanager/secret:Secret",
   secretVersion: "aws:secretsmanager/secretVersion:SecretVersion",
   subnetGroup: "aws:elasticache/subnetGroup:SubnetGroup",
+  parameterGroup: "aws:elasticache/parameterGroup:ParameterGroup",
   replicationGroup: "aws:elasticache/replicationGroup:ReplicationGroup",
   role: "aws:iam/role:Role",
   rolePolicy: "aws:iam/rolePolicy:RolePolicy",

@@ -290,7 +290,8 @@ describe("the whole program (dev stack config, under mocks)", function () {
     // (awsx; its subnets, routes and NAT are not visible under mocks), 3 security groups with 6
     // rules, cache (password, secret + version, subnet group, replication group), 2 secrets + versions
     // + 1 random key, role + policy, API + stage + access logs, ALB + listener + target group,
-    // object store bucket + public access block, ownership, encryption, lifecycle and policy.
-    expect(custom.length).to.equal(34 + 5 * (ROUTES.length + 1));
+    // object store bucket + public access block, ownership, encryption, lifecycle and policy, and
+    // the cache's parameter group.
+    expect(custom.length).to.equal(35 + 5 * (ROUTES.length + 1));
   });
 });

@@ -101,6 +101,29 @@ describe("SessionStore", () => {
       ).to.equal(5);
     });
 
+    it("keeps at most maxRetained sessions per project, dropping the oldest ended ones and never a live one", async () => {
+      const project = uniqueProject();
+      const base = Date.now();
+      const make = (offset: number) => record(project, base + offset);
+      // The oldest session stays live; the next four end.
+      const live = make(0);
+      await store.create({ ...request(live, 100), maxRetained: 3 });
+      const ended: SessionRecord[] = [];
+      for (let i = 1; i <= 4; i++) {
+        const rec = make(i);
+        expect((await store.create({ ...request(rec, 100), maxRetained: 3 })).kind).to.equal("created");
+        await store.release(project, rec.id, rec.createdAt);
+        ended.push(rec);
+      }
+      // Each create dropped the oldest ended session beyond 3: the live one and the two newest remain.
+      const listed = await redis.zrange(keys.sessions(project), "0", "-1");
+      expect(listed).to.have.members([live.id, ended[2].id, ended[3].id]);
+      for (const gone of ended.slice(0, 2))
+        expect(await redis.exists(keys.session(project, gone.id))).to.equal(0);
+      expect(await redis.exists(keys.session(project, live.id))).to.equal(1);
+      expect(await redis.zscore(keys.active(project), live.id)).to.not.equal(null);
+    });
+
     it("keeps projects' limits apart", async () => {
       const a = uniqueProject();
       const b = uniqueProject();

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { BadRequestError } from "./errors";
 
 /** One clause of the user-metadata query: a path into userMetadata and the value it must have. */
@@ -95,4 +96,56 @@ export function matchesMetadata(
     if (typeof node === "number" || typeof node === "boolean") return String(node) === clause.value;
     return false;
   });
+}
+
+/** How many of a session's metadata values its search digest holds (the first, in key order). */
+export const MAX_DIGEST_VALUES = 32;
+/** Marks a digest that holds only the first MAX_DIGEST_VALUES values: its session must be checked in full. */
+export const DIGEST_INCOMPLETE = "+";
+
+/** The search token of one path and value (what a clause and a metadata value share when they match). */
+export function metadataToken(path: readonly string[], value: string): string {
+  return createHash("sha256")
+    .update(JSON.stringify([path, value]))
+    .digest("base64url")
+    .slice(0, 11);
+}
+
+/**
+ * The search digest stored with a session: one short token per metadata value that a clause can
+ * match (strings, numbers and booleans under object keys, as `matchesMetadata` reads them), space
+ * separated, at most MAX_DIGEST_VALUES of them, then DIGEST_INCOMPLETE if there were more. A
+ * list with `q` reads these (about 12 bytes a value) instead of whole metadata, and reads a
+ * session's metadata only when every clause's token is in its digest (or the digest is incomplete).
+ */
+export function metadataDigest(metadata: Record<string, unknown>): string {
+  const tokens: string[] = [];
+  let complete = true;
+  const walk = (node: Record<string, unknown>, path: string[]) => {
+    for (const key of Object.keys(node).sort()) {
+      if (!complete) return;
+      const value = node[key];
+      const at = [...path, key];
+      if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+        if (tokens.length === MAX_DIGEST_VALUES) complete = false;
+        else tokens.push(metadataToken(at, String(value)));
+      } else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+        walk(value as Record<string, unknown>, at);
+      }
+    }
+  };
+  walk(metadata, []);
+  if (!complete) tokens.push(DIGEST_INCOMPLETE);
+  return tokens.join(" ");
+}
+
+/**
+ * Whether a session whose digest is `digest` (undefined: stored before digests existed) may match
+ * every clause: false only when it certainly does not. A true answer is checked with `matchesMetadata`.
+ */
+export function digestMayMatch(digest: string | undefined, clauses: readonly MetadataClause[]): boolean {
+  if (digest === undefined) return true;
+  const tokens = new Set(digest.split(" "));
+  if (tokens.has(DIGEST_INCOMPLETE)) return true;
+  return clauses.every((clause) => tokens.has(metadataToken(clause.path, clause.value)));
 }

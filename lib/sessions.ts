@@ -304,18 +304,32 @@ export async function listSessions(
 ): Promise<SessionView[]> {
   const now = deps.now();
   const out: SessionView[] = [];
+  const filtered = filter.status !== undefined || (filter.metadata?.length ?? 0) > 0;
+  // Filtered lists read what the filter needs first; full fields only for candidates, at most
+  // twice a page of them per call, so no query can make one list read much from Redis.
+  let candidateBudget = 2 * LIST_PAGE_LIMIT;
   for (let offset = 0; offset < LIST_SCAN_LIMIT && out.length < LIST_PAGE_LIMIT; offset += LIST_BATCH) {
-    const { records, idsRead } = await deps.store.listRecent(principal.projectId, {
-      offset,
-      count: LIST_BATCH,
-    });
-    for (const record of records) {
+    const page = filtered
+      ? await deps.store.listFiltered(principal.projectId, {
+          offset,
+          count: LIST_BATCH,
+          now,
+          status: filter.status,
+          clauses: filter.metadata,
+          maxCandidates: candidateBudget,
+        })
+      : {
+          ...(await deps.store.listRecent(principal.projectId, { offset, count: LIST_BATCH })),
+          exhausted: false,
+        };
+    candidateBudget -= page.records.length;
+    for (const record of page.records) {
       if (filter.status !== undefined && effectiveStatus(record, now) !== filter.status) continue;
       if (filter.metadata && !matchesMetadata(record.userMetadata, filter.metadata)) continue;
       out.push(toSessionView(record, now));
       if (out.length === LIST_PAGE_LIMIT) break;
     }
-    if (idsRead < LIST_BATCH) break;
+    if (page.idsRead < LIST_BATCH || page.exhausted || candidateBudget <= 0) break;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 import type { RedisClient } from "./redis";
 import { DependencyError, guardDependency } from "./errors";
-import type { SessionRecord, StoredStatus } from "./session";
+import { digestMayMatch, metadataDigest, type MetadataClause } from "./query";
+import type { SessionRecord, SessionStatus, StoredStatus } from "./session";
 
 /** Key names of the Redis layout. Every key of a project carries the hash tag `{projectId}`. */
 export const keys = {
@@ -159,7 +160,11 @@ export function recordToFields(record: SessionRecord): string[] {
   if (record.endedAt !== undefined) fields.push("endedAt", String(record.endedAt));
   if (record.contextId !== undefined) fields.push("contextId", record.contextId);
   if (record.extensionId !== undefined) fields.push("extensionId", record.extensionId);
-  if (record.userMetadata !== undefined) fields.push("userMetadata", JSON.stringify(record.userMetadata));
+  if (record.userMetadata !== undefined) {
+    fields.push("userMetadata", JSON.stringify(record.userMetadata));
+    // What a list with `q` reads instead of the whole metadata (lib/query.ts).
+    fields.push("metadataDigest", metadataDigest(record.userMetadata));
+  }
   if (record.browserSettings !== undefined)
     fields.push("browserSettings", JSON.stringify(record.browserSettings));
   if (record.proxiesEncrypted !== undefined) fields.push("proxies", record.proxiesEncrypted);
@@ -362,21 +367,81 @@ export class SessionStore {
         options.offset + options.count - 1,
       );
       if (ids.length === 0) return { records: [], idsRead: 0 };
-      const pipeline = client.pipeline();
-      for (const id of ids) pipeline.hmget(keys.session(projectId, id), ...LIST_FIELDS);
-      const replies = (await pipeline.exec()) ?? [];
-      const records: SessionRecord[] = [];
-      for (const [error, values] of replies) {
-        if (error) throw error;
-        const hash: Record<string, string> = {};
-        (values as (string | null)[]).forEach((value, i) => {
-          if (value !== null) hash[LIST_FIELDS[i]] = value;
-        });
-        const record = fieldsToRecord(hash);
-        if (record) records.push(record);
-      }
-      return { records, idsRead: ids.length };
+      return { records: await this.readListed(client, projectId, ids), idsRead: ids.length };
     });
+  }
+
+  /**
+   * Like `listRecent`, but reads first only what the filter needs (status and expiry; the
+   * metadata digest when there are clauses), and the listed fields only for the ids that may
+   * match: at most `maxCandidates` of them. The caller checks candidates exactly.
+   */
+  async listFiltered(
+    projectId: string,
+    options: ListOptions & {
+      now: number;
+      status?: SessionStatus;
+      clauses?: readonly MetadataClause[];
+      maxCandidates: number;
+    },
+  ): Promise<{ records: SessionRecord[]; idsRead: number; exhausted: boolean }> {
+    return this.guard(async () => {
+      const client = await this.client();
+      const ids = await client.zrevrange(
+        keys.sessions(projectId),
+        options.offset,
+        options.offset + options.count - 1,
+      );
+      if (ids.length === 0) return { records: [], idsRead: 0, exhausted: false };
+      const probe = client.pipeline();
+      // The digest only when there are clauses: a status filter reads two short fields per session.
+      const fields = options.clauses?.length
+        ? ["status", "expiresAt", "metadataDigest"]
+        : ["status", "expiresAt"];
+      for (const id of ids) probe.hmget(keys.session(projectId, id), ...fields);
+      const probed = (await probe.exec()) ?? [];
+      const candidates: string[] = [];
+      let exhausted = false;
+      probed.forEach(([error, values], i) => {
+        if (error) throw error;
+        const [status, expiresAt, digest] = values as (string | null)[];
+        if (status === null) return; // dropped or expired meanwhile
+        if (options.status !== undefined) {
+          const effective = status === "RUNNING" && Number(expiresAt) <= options.now ? "TIMED_OUT" : status;
+          if (effective !== options.status) return;
+        }
+        if (options.clauses && !digestMayMatch(digest ?? undefined, options.clauses)) return;
+        if (candidates.length === options.maxCandidates) {
+          exhausted = true;
+          return;
+        }
+        candidates.push(ids[i]);
+      });
+      return {
+        records: await this.readListed(client, projectId, candidates),
+        idsRead: ids.length,
+        exhausted,
+      };
+    });
+  }
+
+  /** The listed fields (LIST_FIELDS) of the given sessions, in order, skipping any that are gone. */
+  private async readListed(client: RedisClient, projectId: string, ids: string[]): Promise<SessionRecord[]> {
+    if (ids.length === 0) return [];
+    const pipeline = client.pipeline();
+    for (const id of ids) pipeline.hmget(keys.session(projectId, id), ...LIST_FIELDS);
+    const replies = (await pipeline.exec()) ?? [];
+    const records: SessionRecord[] = [];
+    for (const [error, values] of replies) {
+      if (error) throw error;
+      const hash: Record<string, string> = {};
+      (values as (string | null)[]).forEach((value, i) => {
+        if (value !== null) hash[LIST_FIELDS[i]] = value;
+      });
+      const record = fieldsToRecord(hash);
+      if (record) records.push(record);
+    }
+    return records;
   }
 
   /** Live sessions of a project right now (expired ids are not counted). */

@@ -6,15 +6,13 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { Cluster } from "ioredis";
-import { WebSocket, WebSocketServer, type RawData } from "ws";
+import { WebSocketServer } from "ws";
 import type { RuntimeConfig } from "../../lib/config";
 import { describeCause } from "../../lib/http";
 import type { Logger } from "../../lib/logger";
-import { extractExtensionArchive } from "../../lib/archive";
-import { objectKeys, type ObjectStore } from "../../lib/objects";
+import type { ObjectStore } from "../../lib/objects";
 import type { RedisClient } from "../../lib/redis";
 import type { SecretCache } from "../../lib/secrets";
 import { effectiveStatus, type SessionRecord } from "../../lib/session";
@@ -30,6 +28,11 @@ import {
   type ChromiumProcess,
 } from "./browser";
 import type { PipeClient } from "./cdp-pipe";
+import { loadExtension } from "./extension";
+import { LocalSession } from "./lifecycle";
+import { CLOSE, joinRelay, MAX_FRAME_BYTES, type CloseFrame } from "./relay";
+
+export { CLOSE } from "./relay";
 
 /** What the connect server needs from the local runtime (the `Runtime` satisfies it). */
 export interface ConnectDeps {
@@ -66,22 +69,6 @@ export interface LaunchedBrowser {
   profileDir: string;
 }
 
-/** WebSocket close codes and reasons a client sees when the server ends its session. */
-export const CLOSE = {
-  released: { code: 1000, reason: "session released" },
-  timedOut: { code: 1000, reason: "session timed out" },
-  failed: { code: 1011, reason: "session failed: the browser exited" },
-  ended: { code: 1000, reason: "session ended" },
-  shutdown: { code: 1001, reason: "connect server shutting down" },
-  browserGone: { code: 1011, reason: "browser connection closed" },
-} as const;
-
-/** CDP messages can carry whole screenshots and page contents. */
-const MAX_FRAME_BYTES = 256 * 1024 * 1024;
-/** A client that does not answer our close frame is cut off after this long. */
-const CLOSE_HANDSHAKE_MS = 1000;
-/** How long a closed browser socket waits for the browser's exit before it is reported as a lost connection. */
-const UPSTREAM_EXIT_WAIT_MS = 1000;
 const CONNECT_PATH = /^\/v1\/sessions\/([^/]+)\/connect\/?$/;
 /** Default for `disconnectGraceMs` when CONNECT_DISCONNECT_GRACE_MS is not set. */
 export const DEFAULT_DISCONNECT_GRACE_MS = 2000;
@@ -97,30 +84,6 @@ class Refusal extends Error {
     super(message);
     this.name = "Refusal";
   }
-}
-
-interface Relay {
-  client: WebSocket;
-  upstream: PipeClient;
-}
-
-interface LocalSession {
-  id: string;
-  projectId: string;
-  /** From the record: a session without it is released when its last client disconnects. */
-  keepAlive: boolean;
-  browser: Promise<ChromiumProcess>;
-  relays: Set<Relay>;
-  /** Upgrades in progress for this session (a client that is about to join). */
-  joining: number;
-  /** True once a client has been relayed: only a session that had a client can lose its last one. */
-  hadClient: boolean;
-  timer?: NodeJS.Timeout;
-  /** Armed when a session without keepAlive lost its last client; releases it when it fires. */
-  idleTimer?: NodeJS.Timeout;
-  /** The release that follows the last disconnect, while it runs. */
-  releasing?: Promise<void>;
-  ending?: Promise<void>;
 }
 
 /**
@@ -285,9 +248,7 @@ export class ConnectServer {
 
       const session = this.sessionFor(record, deps);
       // A client on its way in counts as present: a pending release-on-disconnect waits for it.
-      session.joining++;
-      clearTimeout(session.idleTimer);
-      session.idleTimer = undefined;
+      const leave = session.join();
       try {
         let browser: ChromiumProcess;
         try {
@@ -304,9 +265,9 @@ export class ConnectServer {
         // A release may have landed while the browser started, before this session was registered.
         const now = await deps.store.get(record.projectId, record.id);
         const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
-        if (session.ending || nowStatus !== "RUNNING") {
+        if (session.ended || nowStatus !== "RUNNING") {
           upstream.close();
-          if (!session.ending)
+          if (!session.ended)
             void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
           throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
         }
@@ -314,9 +275,23 @@ export class ConnectServer {
           upstream.close();
           return;
         }
-        this.wss.handleUpgrade(req, socket, head, (client) => this.relay(session, browser, client, upstream));
+        this.wss.handleUpgrade(req, socket, head, (client) => {
+          session.addRelay(
+            joinRelay(
+              client,
+              upstream,
+              browser.exited,
+              (relay) => {
+                session.removeRelay(relay);
+                // A close the server made itself (release, timeout, crash, shutdown) finds the session ending.
+                this.onClientGone(session);
+              },
+              (relay) => session.removeRelay(relay),
+            ),
+          );
+        });
       } finally {
-        session.joining--;
+        leave();
         // An upgrade that came to nothing may leave the session without clients again.
         this.onClientGone(session);
       }
@@ -350,38 +325,36 @@ export class ConnectServer {
   /** The session's entry, made (and its browser launched) on the first connect; reused after. */
   private sessionFor(record: SessionRecord, deps: ConnectDeps): LocalSession {
     const existing = this.sessions.get(record.id);
-    if (existing && !existing.ending) return existing;
-    const session: LocalSession = {
-      id: record.id,
-      projectId: record.projectId,
-      keepAlive: record.keepAlive,
-      relays: new Set(),
-      joining: 0,
-      hadClient: false,
-      browser: launchChromium({
-        executablePath: this.executablePath,
-        profileParent: this.options.profileParent,
-        timeoutMs: this.options.launchTimeoutMs,
-        prepareProfile: record.extensionId
-          ? (profileDir) => loadExtension(record.projectId, record.extensionId!, profileDir, deps)
-          : undefined,
-      }),
-    };
-    this.sessions.set(record.id, session);
-    session.timer = setTimeout(
-      () => void this.endSession(session, CLOSE.timedOut),
-      Math.max(0, record.expiresAt - deps.now()),
+    if (existing && !existing.ended) return existing;
+    const browser = launchChromium({
+      executablePath: this.executablePath,
+      profileParent: this.options.profileParent,
+      timeoutMs: this.options.launchTimeoutMs,
+      prepareProfile: record.extensionId
+        ? (profileDir) => loadExtension(record.projectId, record.extensionId!, profileDir, deps)
+        : undefined,
+    });
+    const session = new LocalSession(
+      record.id,
+      record.projectId,
+      record.keepAlive,
+      browser,
+      record.expiresAt - deps.now(),
+      {
+        onExpired: (expired) => void this.endSession(expired, CLOSE.timedOut),
+        onIdle: (idle) => void this.releaseIdle(idle),
+      },
     );
-    session.timer.unref();
-    session.browser.then(
-      (browser) => {
-        this.launched.push({ sessionId: record.id, pid: browser.pid, profileDir: browser.profileDir });
+    this.sessions.set(record.id, session);
+    browser.then(
+      (started) => {
+        this.launched.push({ sessionId: record.id, pid: started.pid, profileDir: started.profileDir });
         deps.logger.info("browser started", {
           sessionId: record.id,
           projectId: record.projectId,
-          pid: browser.pid,
+          pid: started.pid,
         });
-        void browser.exited.then((exit) => {
+        void started.exited.then((exit) => {
           if (exit.requested) return;
           void this.onBrowserCrash(session, deps, exit.signal ?? `code ${exit.code}`, exit.stderrTail);
         });
@@ -390,7 +363,7 @@ export class ConnectServer {
         deps.logger.error("browser failed to start", { sessionId: record.id, message: error.message });
         // Let the next connect try again.
         if (this.sessions.get(record.id) === session) this.sessions.delete(record.id);
-        clearTimeout(session.timer);
+        session.abandonStart();
       },
     );
     return session;
@@ -402,7 +375,7 @@ export class ConnectServer {
     how: string,
     stderrTail: string,
   ): Promise<void> {
-    if (session.ending) return;
+    if (session.ended) return;
     deps.logger.error("browser exited unexpectedly; marking the session ERROR", {
       sessionId: session.id,
       projectId: session.projectId,
@@ -426,67 +399,12 @@ export class ConnectServer {
     await ended;
   }
 
-  private relay(
-    session: LocalSession,
-    browser: ChromiumProcess,
-    client: WebSocket,
-    upstream: PipeClient,
-  ): void {
-    const relay: Relay = { client, upstream };
-    session.relays.add(relay);
-    session.hadClient = true;
-    clearTimeout(session.idleTimer);
-    session.idleTimer = undefined;
-    client.on("message", (data: RawData) => upstream.send(data.toString()));
-    // Messages that arrived before this point were held by the pipe client and come first.
-    upstream.onMessage((text) => {
-      if (client.readyState === WebSocket.OPEN) client.send(text);
-    });
-    client.on("error", () => undefined);
-    client.on("close", () => {
-      session.relays.delete(relay);
-      upstream.close();
-      // A close the server made itself (release, timeout, crash, shutdown) finds the session ending.
-      this.onClientGone(session);
-    });
-    upstream.onClose(() => {
-      // The browser's pipe closes a moment before its exit is seen: wait briefly, so a crash
-      // reaches the client as a crash.
-      const settle = new Promise<boolean>((resolve) =>
-        setTimeout(() => resolve(false), UPSTREAM_EXIT_WAIT_MS),
-      );
-      void Promise.race([browser.exited.then(() => true), settle]).then((exited) => {
-        session.relays.delete(relay);
-        // After a requested exit the client already has its close frame and this is a no-op.
-        closeClient(client, exited ? CLOSE.failed : CLOSE.browserGone);
-      });
-    });
-  }
-
   /**
    * Called whenever a client left or an upgrade finished. When a session without keepAlive has no
    * client left (and none joining), arms the timer that releases it after the grace period.
    */
   private onClientGone(session: LocalSession, delayMs = this.disconnectGraceMs): void {
-    if (
-      session.keepAlive ||
-      !session.hadClient ||
-      session.relays.size > 0 ||
-      session.joining > 0 ||
-      session.ending ||
-      session.releasing ||
-      session.idleTimer ||
-      this.closing
-    )
-      return;
-    session.idleTimer = setTimeout(
-      () => {
-        session.idleTimer = undefined;
-        void this.releaseIdle(session);
-      },
-      Math.max(0, delayMs),
-    );
-    session.idleTimer.unref();
+    if (!this.closing) session.armIdle(delayMs);
   }
 
   /**
@@ -497,10 +415,9 @@ export class ConnectServer {
    */
   private async releaseIdle(session: LocalSession): Promise<void> {
     const deps = this.deps;
-    if (!deps || this.closing || session.ending || session.releasing) return;
-    if (session.relays.size > 0 || session.joining > 0) return; // someone came back in time
+    if (!deps || this.closing) return;
     let retryMs: number | undefined;
-    session.releasing = (async () => {
+    await session.releaseWith(async () => {
       let record: SessionRecord | undefined;
       try {
         record = await deps.store.release(session.projectId, session.id, deps.now());
@@ -525,41 +442,20 @@ export class ConnectServer {
         session,
         status === "TIMED_OUT" ? CLOSE.timedOut : status === "ERROR" ? CLOSE.failed : CLOSE.released,
       );
-    })();
-    try {
-      await session.releasing;
-    } finally {
-      session.releasing = undefined;
-      if (retryMs !== undefined) this.onClientGone(session, retryMs);
-    }
+    });
+    if (retryMs !== undefined) this.onClientGone(session, retryMs);
   }
 
   /** Ends a session here: close frames to its clients, then its browser and profile go. Idempotent. */
-  private endSession(session: LocalSession, close: { code: number; reason: string }): Promise<void> {
-    session.ending ??= (async () => {
-      if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
-      clearTimeout(session.timer);
-      clearTimeout(session.idleTimer);
-      session.idleTimer = undefined;
-      for (const { client, upstream } of session.relays) {
-        closeClient(client, close);
-        upstream.close();
-      }
-      session.relays.clear();
-      let browser: ChromiumProcess | undefined;
-      try {
-        browser = await session.browser;
-      } catch {
-        return; // it never started
-      }
-      await browser.close();
+  private endSession(session: LocalSession, close: CloseFrame): Promise<void> {
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    return session.end(close, (browser) =>
       this.deps?.logger.info("browser stopped", {
         sessionId: session.id,
         pid: browser.pid,
         reason: close.reason,
-      });
-    })();
-    return session.ending;
+      }),
+    );
   }
 
   private onEvent(message: string): void {
@@ -594,7 +490,7 @@ export class ConnectServer {
 
   private async listPages(projectId: string, sessionId: string): Promise<PageInfo[]> {
     const session = this.sessions.get(sessionId);
-    if (!session || session.projectId !== projectId || session.ending) return [];
+    if (!session || session.projectId !== projectId || session.ended) return [];
     let browser: ChromiumProcess;
     try {
       browser = await session.browser;
@@ -637,36 +533,8 @@ export function disconnectGraceMs(env: Record<string, string | undefined> = proc
   return value;
 }
 
-/**
- * Unpacks the session's extension from the object store into its profile folder and returns the
- * switches that load it (what the Proxy does before it relays a client's connection). The archive
- * is read by the key the API wrote it under, so an extension deleted after the session was
- * created still loads (deleted archives are kept a day).
- */
-async function loadExtension(
-  projectId: string,
-  extensionId: string,
-  profileDir: string,
-  deps: ConnectDeps,
-): Promise<string[]> {
-  if (!deps.objects)
-    throw new Error("the session has an extension, but no object store is configured (OBJECT_STORE)");
-  const archive = await deps.objects.get(objectKeys.extension(projectId, extensionId));
-  if (!archive) throw new Error(`the archive of extension ${extensionId} is missing from the object store`);
-  const dir = join(profileDir, "extensions", extensionId);
-  await extractExtensionArchive(archive, dir);
-  return [`--load-extension=${dir}`, `--disable-extensions-except=${dir}`];
-}
-
 function isDependencyError(error: unknown): boolean {
   return (error as { statusCode?: number } | null)?.statusCode === 503;
-}
-
-function closeClient(client: WebSocket, close: { code: number; reason: string }): void {
-  if (client.readyState === WebSocket.OPEN || client.readyState === WebSocket.CONNECTING) {
-    client.close(close.code, close.reason);
-    setTimeout(() => client.terminate(), CLOSE_HANDSHAKE_MS).unref();
-  }
 }
 
 /** Answers a refused upgrade with a plain HTTP response carrying the API's JSON error shape. */

@@ -545,14 +545,15 @@ describe("POST /v1/sessions while Redis is down", () => {
     await server.stop();
   });
 
-  it("answers 503 within about a second, with no internals in the body", async () => {
+  it("answers 503 in seconds (the connect timeout, not the function's), with no internals in the body", async () => {
     await server.stop();
     for (let attempt = 0; attempt < 2; attempt++) {
       const started = Date.now();
       const res = await create(key, {});
       const elapsed = Date.now() - started;
       errorBody(res, 503, "Service Unavailable");
-      expect(elapsed, `attempt ${attempt} took ${elapsed} ms`).to.be.below(1500);
+      // 500 ms connect timeout; the bound holds on a machine three times slower than usual.
+      expect(elapsed, `attempt ${attempt} took ${elapsed} ms`).to.be.below(3000);
       expect(JSON.parse(res.body).message).to.equal("The service is temporarily unavailable; retry shortly.");
       expect(res.headers["retry-after"]).to.equal("1");
       expect(res.body).not.to.match(INTERNALS);

@@ -142,7 +142,8 @@ describe("faults: Redis killed under load and restarted", function () {
       expect(statuses(during), JSON.stringify(during.find((o) => o.status !== 503))).to.deep.equal([503]);
       const outageLatencies = during.map((o) => o.end - o.start).sort((a, b) => a - b);
       const slowest = outageLatencies[outageLatencies.length - 1];
-      expect(slowest, "slowest 503 during the outage (ms)").to.be.below(1500);
+      // Bounds hold on a machine three times slower than usual; the point is seconds, not the function's timeout.
+      expect(slowest, "slowest 503 during the outage (ms)").to.be.below(3000);
       // Never anything but success or a 503, in any phase.
       expect(
         outcomes
@@ -154,7 +155,7 @@ describe("faults: Redis killed under load and restarted", function () {
       const firstSuccess = after.find((o) => o.status < 300);
       expect(firstSuccess, "a request succeeded after the restart").to.not.equal(undefined);
       const recoveryMs = firstSuccess!.end - restartedAt;
-      expect(recoveryMs, "time from restart to the first success (ms)").to.be.below(2000);
+      expect(recoveryMs, "time from restart to the first success (ms)").to.be.below(4000);
       const settled = after.filter((o) => o.start > restartedAt + 2000);
       expect(settled.length).to.be.greaterThan(20);
       expect(statuses(settled)).to.deep.equal([200, 201]);
@@ -374,12 +375,14 @@ describe("faults: Redis slow", function () {
     try {
       expect(world.config.redis.commandTimeoutMs).to.equal(TIMEOUT_MS);
       const api = apiFor(world.runtime);
-      const key = world.addKey(uniqueProject("slow"));
+      const project = uniqueProject("slow");
+      const key = world.addKey(project);
       const made = await api.send({ method: "POST", path: "/v1/sessions", key, body: {} });
       expect(made.statusCode, made.body).to.equal(201);
       const id = JSON.parse(made.body).id as string;
 
-      proxy.delayMs = 2000;
+      // Far beyond the command timeout plus any slack the bounds below allow.
+      proxy.delayMs = 4000;
       const requests: ApiRequest[] = [
         { method: "POST", path: "/v1/sessions", key, body: {} },
         { method: "GET", path: `/v1/sessions/${id}`, key },
@@ -397,22 +400,30 @@ describe("faults: Redis slow", function () {
         expect(
           elapsed,
           `${request.method} ${request.path} answered after ${elapsed.toFixed(0)} ms`,
-        ).to.be.within(TIMEOUT_MS - 20, TIMEOUT_MS + 500);
+        ).to.be.within(TIMEOUT_MS - 20, TIMEOUT_MS + 1500);
       }
       // Concurrent requests each time out on their own clock, not one after another.
       const start = performance.now();
       const burst = await Promise.all(requests.map((request) => api.send(request)));
       const burstMs = performance.now() - start;
       for (const res of burst) expectServiceUnavailable(res);
-      expect(burstMs).to.be.below(TIMEOUT_MS + 500);
+      expect(burstMs).to.be.below(TIMEOUT_MS + 1500);
 
       proxy.delayMs = 0;
-      await sleep(2100); // the delayed replies drain
+      await sleep(4100); // the delayed replies drain
       const again = await api.send({ method: "GET", path: `/v1/sessions/${id}`, key });
       expect(again.statusCode, again.body).to.equal(200);
+      // The creates answered 503 reached Redis 4 s late, past their deadline: none took effect,
+      // and the release answered 503 did not end the session either.
+      const redis = await world.runtime.redis();
+      expect(
+        await redis.zrange(keys.sessions(project), "0", "-1"),
+        "sessions after the slow spell",
+      ).to.deep.equal([id]);
+      expect(JSON.parse(again.body).status).to.equal("RUNNING");
       expect(watch.problems.map(String)).to.deep.equal([]);
       console.log(
-        `      Redis slow (+2000 ms): 503 after ${timings.map((t) => t.toFixed(0)).join(", ")} ms ` +
+        `      Redis slow (+4000 ms): 503 after ${timings.map((t) => t.toFixed(0)).join(", ")} ms ` +
           `(command timeout ${TIMEOUT_MS} ms); 5 concurrent in ${burstMs.toFixed(0)} ms`,
       );
     } finally {
@@ -654,7 +665,7 @@ describe("faults: Secrets Manager down", function () {
     }
     expect(stale.length, "the stale value was served and noted").to.be.greaterThan(0);
     expect(stale.every((ref) => ref === API_KEYS_ARN || ref === TOKEN_KEYS_ARN)).to.equal(true);
-    expect(Math.max(...timings)).to.be.below(1500);
+    expect(Math.max(...timings)).to.be.below(4000);
     console.log(
       `      Secrets Manager stopped, warm container: 2xx in ${timings.map((t) => t.toFixed(0)).join(", ")} ms`,
     );
@@ -676,13 +687,13 @@ describe("faults: Secrets Manager down", function () {
         expect(res.statusCode, res.body).to.equal(200);
       }
       // Served, but each request past the TTL waits for the SDK to give up on its refresh.
-      expect(Math.max(...timings)).to.be.below(2500);
+      expect(Math.max(...timings)).to.be.below(5000);
       // A cold container has nothing to serve: a 503 once the SDK gives up, not a hang.
       const start = performance.now();
       const cold = await apiFor(containerDeps(200)).send({ method: "GET", path: "/v1/sessions", key });
       const coldMs = performance.now() - start;
       expectServiceUnavailable(cold);
-      expect(coldMs).to.be.below(2500);
+      expect(coldMs).to.be.below(5000);
       console.log(
         `      Secrets Manager black-holed: warm container 200 after ${timings.map((t) => t.toFixed(0)).join(", ")} ms; ` +
           `cold container 503 after ${coldMs.toFixed(0)} ms`,
@@ -704,7 +715,7 @@ describe("faults: Secrets Manager down", function () {
       const res = await api.send(request);
       const elapsed = performance.now() - start;
       expectServiceUnavailable(res);
-      expect(elapsed, "a cold container's 503 (ms)").to.be.below(1500);
+      expect(elapsed, "a cold container's 503 (ms)").to.be.below(4000);
     }
     const served = fake.served;
     await fake.start();

@@ -76,6 +76,9 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return existed
 `;
 
+/** A deadline that never passes (epoch ms far in the future), for undo scripts. */
+const NO_DEADLINE = 9e15;
+
 type ExtensionScriptClient = RedisClient & {
   wcCreateExtension(...args: (string | number)[]): Promise<number>;
   wcDeleteExtension(...args: (string | number)[]): Promise<number>;
@@ -145,6 +148,24 @@ export class ExtensionStore {
     );
     if (Number(stored) === 3) throw pastDeadline();
     return Number(stored) === 1;
+  }
+
+  /**
+   * Undoes an `add` whose caller saw it fail (a timeout): if the script ran before its reply was
+   * lost, the metadata would point at an archive the caller removes. No deadline: undoing is
+   * always safe. Best effort, not awaited.
+   */
+  voidAdd(projectId: string, id: string): void {
+    void this.client()
+      .then((client) =>
+        (client as ExtensionScriptClient).wcDeleteExtension(
+          keys.extension(projectId, id),
+          keys.extensions(projectId),
+          id,
+          NO_DEADLINE,
+        ),
+      )
+      .catch(() => undefined);
   }
 
   async get(projectId: string, id: string): Promise<ExtensionRecord | undefined> {
@@ -249,6 +270,10 @@ export async function createExtension(
   let stored = false;
   try {
     stored = await deps.extensions.add(record, limits.maxPerProject);
+  } catch (error) {
+    // The caller is told 503: if the script ran after all, its metadata must go with the archive.
+    deps.extensions.voidAdd(record.projectId, record.id);
+    throw error;
   } finally {
     if (!stored) {
       await deps.objects.delete(record.objectKey).catch((error: unknown) =>

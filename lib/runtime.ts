@@ -71,7 +71,10 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     config,
     logger,
     secrets,
-    store: new SessionStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
+    store: new SessionStore(readyRedis, {
+      commandTimeoutMs: config.redis.commandTimeoutMs,
+      compensationClient: redis,
+    }),
     extensions: new ExtensionStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
     objects: config.objectStore ? objectStoreFrom(config.objectStore) : undefined,
     now: Date.now,

@@ -94,6 +94,21 @@ return {1, live + 1}
 `;
 
 /**
+ * Undoes a create whose caller was answered 503 (a timeout or a dropped connection): if the
+ * script ran before Redis stalled but its reply never arrived, the session exists though nobody
+ * was told, so it is removed again. Sent on the same connection right after the failure, so it
+ * runs after the create if the create runs at all. Harmless when the create never ran.
+ * KEYS: record, active, sessions, idempotency. ARGV: id, idemValue ('' = none).
+ */
+export const VOID_SESSION_LUA = `
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] ~= '' and redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
+return 1
+`;
+
+/**
  * Release, as one atomic script: a live RUNNING session becomes COMPLETED with endedAt, leaves
  * the active set and an event is published; an ended (or timed-out) session is left unchanged.
  * KEYS: record, active. ARGV: now, channel, deadline. Returns the record's fields, nil when it
@@ -132,6 +147,7 @@ type ScriptClient = RedisClient & {
   wcCreateSession(...args: (string | number)[]): Promise<[number, ...(string | number)[]]>;
   wcReleaseSession(...args: (string | number)[]): Promise<string[] | string | null>;
   wcFailSession(...args: (string | number)[]): Promise<string[] | string | null>;
+  wcVoidSession(...args: (string | number)[]): Promise<number>;
 };
 
 /** Registers the store's scripts on a client (EVALSHA with EVAL fallback). Call once per client. */
@@ -139,6 +155,7 @@ export function defineSessionScripts(client: RedisClient): void {
   client.defineCommand("wcCreateSession", { numberOfKeys: 4, lua: CREATE_SESSION_LUA });
   client.defineCommand("wcReleaseSession", { numberOfKeys: 2, lua: RELEASE_SESSION_LUA });
   client.defineCommand("wcFailSession", { numberOfKeys: 2, lua: FAIL_SESSION_LUA });
+  client.defineCommand("wcVoidSession", { numberOfKeys: 4, lua: VOID_SESSION_LUA });
 }
 
 /** Flattens a record into Redis hash field/value pairs (absent optional fields are omitted). */
@@ -263,13 +280,19 @@ export interface ListOptions {
  */
 export class SessionStore {
   private readonly commandTimeoutMs: number;
+  private readonly compensationClient: () => Promise<RedisClient>;
 
-  /** `commandTimeoutMs`: the client's command timeout, which each script's deadline is made from. */
+  /**
+   * `commandTimeoutMs`: the client's command timeout, which each script's deadline is made from.
+   * `compensationClient`: the same connection without the wait for readiness, for undoing a create
+   * that failed (queued while disconnected, sent on reconnect); default `client`.
+   */
   constructor(
     private readonly client: () => Promise<RedisClient>,
-    options: { commandTimeoutMs?: number } = {},
+    options: { commandTimeoutMs?: number; compensationClient?: () => Promise<RedisClient> } = {},
   ) {
     this.commandTimeoutMs = options.commandTimeoutMs ?? 500;
+    this.compensationClient = options.compensationClient ?? client;
   }
 
   /** The deadline for a script sent now: after it, the caller has been answered 503. */
@@ -286,6 +309,7 @@ export class SessionStore {
     const { record, now } = request;
     const p = record.projectId;
     const idem = request.idempotency;
+    const idemValue = idem ? `${idem.fingerprint}|${record.id}` : "";
     const result = await this.guard(async () =>
       (await this.scripts()).wcCreateSession(
         keys.session(p, record.id),
@@ -298,14 +322,18 @@ export class SessionStore {
         record.expiresAt,
         record.expiresAt + request.retentionMs,
         now - request.retentionMs - request.maxLifetimeMs,
-        idem ? `${idem.fingerprint}|${record.id}` : "",
+        idemValue,
         idem?.ttlMs ?? 0,
         this.deadline(),
         request.maxRetained ?? DEFAULT_MAX_RETAINED_SESSIONS,
         keys.session(p, ""),
         ...recordToFields(record),
       ),
-    );
+    ).catch((error: unknown) => {
+      // The caller is told 503: make sure that stays true if the script ran after all.
+      this.voidCreate(record, idem?.key ?? "", idemValue);
+      throw error;
+    });
     const code = Number(result[0]);
     if (code === 3) throw pastDeadline();
     if (code === 1) return { kind: "created", liveCount: Number(result[1]) };
@@ -314,6 +342,23 @@ export class SessionStore {
     const stored = String(result[1]);
     const bar = stored.lastIndexOf("|");
     return { kind: "replay", fingerprint: stored.slice(0, bar), sessionId: stored.slice(bar + 1) };
+  }
+
+  /** Sends the undo of a failed create without waiting for it (best effort; see VOID_SESSION_LUA). */
+  private voidCreate(record: SessionRecord, idemKey: string, idemValue: string): void {
+    const p = record.projectId;
+    void this.compensationClient()
+      .then((client) =>
+        (client as ScriptClient).wcVoidSession(
+          keys.session(p, record.id),
+          keys.active(p),
+          keys.sessions(p),
+          keys.idempotency(p, idemKey),
+          record.id,
+          idemValue,
+        ),
+      )
+      .catch(() => undefined);
   }
 
   /** One session of one project, or undefined (one round trip). */

@@ -124,6 +124,39 @@ describe("SessionStore", () => {
       expect(await redis.zscore(keys.active(project), live.id)).to.not.equal(null);
     });
 
+    it("undoes a create whose reply was lost, so the caller's 503 stays true", async () => {
+      const project = uniqueProject();
+      // The script runs in Redis, then the reply is lost (as when Redis stalls right after running it).
+      const lossy = new Proxy(redis, {
+        get(target, prop) {
+          if (prop === "wcCreateSession") {
+            return async (...args: (string | number)[]) => {
+              await (
+                target as unknown as { wcCreateSession(...a: (string | number)[]): Promise<unknown> }
+              ).wcCreateSession(...args);
+              throw new Error("Command timed out");
+            };
+          }
+          const value = Reflect.get(target, prop);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const lossyStore = new SessionStore(async () => lossy, { compensationClient: async () => redis });
+      const rec = record(project, Date.now());
+      const failure = await lossyStore
+        .create({ ...request(rec, 5), idempotency: { key: "k-1", fingerprint: "fp", ttlMs: 60_000 } })
+        .catch((error: unknown) => error);
+      expect(failure).to.be.instanceOf(DependencyError);
+      // The undo goes out on its own, right after the failure: wait for its effect.
+      for (let i = 0; i < 100 && (await redis.exists(keys.session(project, rec.id))) === 1; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(await redis.exists(keys.session(project, rec.id))).to.equal(0);
+      expect(await redis.zscore(keys.active(project), rec.id)).to.equal(null);
+      expect(await redis.zscore(keys.sessions(project), rec.id)).to.equal(null);
+      expect(await redis.exists(keys.idempotency(project, "k-1"))).to.equal(0);
+    });
+
     it("keeps projects' limits apart", async () => {
       const a = uniqueProject();
       const b = uniqueProject();

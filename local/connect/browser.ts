@@ -103,6 +103,12 @@ export interface LaunchOptions {
    * extension there) and returns switches to add. A failure ends the launch and removes the folder.
    */
   prepareProfile?: (profileDir: string) => Promise<string[]>;
+  /**
+   * Resolve only once the loaded extensions' service workers are running (as a Proxy hands over a
+   * browser whose extensions are ready): a client such as Stagehand that looks for its extension's
+   * worker at once then finds it, rather than waiting to wake it.
+   */
+  waitForExtensionWorkers?: boolean;
   /** What clients may do beyond the defaults (file input paths, the downloads folder). */
   policy?: (profileDir: string) => CommandPolicy;
 }
@@ -188,6 +194,8 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumPr
       );
     });
 
+    if (options.waitForExtensionWorkers) await extensionWorkersStarted(pipe, timeoutMs);
+
     let closing: Promise<void> | undefined;
     return {
       pid: child.pid!,
@@ -219,6 +227,19 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumPr
     await stopGroup(child, exited, 0);
     removeDir(profileDir);
     throw error;
+  }
+}
+
+/** Polls the browser's targets until an extension service worker runs (or `timeoutMs` passes: then the client wakes it). */
+async function extensionWorkersStarted(pipe: CdpPipe, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + Math.min(timeoutMs, 5000);
+  while (Date.now() < deadline) {
+    const { targetInfos } = await pipe.call<{ targetInfos: { type: string; url: string }[] }>(
+      "Target.getTargets",
+    );
+    if (targetInfos.some((t) => t.type === "service_worker" && t.url.startsWith("chrome-extension://")))
+      return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 

@@ -333,6 +333,7 @@ export class ConnectServer {
       prepareProfile: record.extensionId
         ? (profileDir) => loadExtension(record.projectId, record.extensionId!, profileDir, deps)
         : undefined,
+      waitForExtensionWorkers: record.extensionId !== undefined,
     });
     const session = new LocalSession(
       record.id,

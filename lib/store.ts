@@ -234,6 +234,11 @@ function recordFromScript(reply: string[] | string | null): SessionRecord | unde
   return Array.isArray(reply) ? fieldsToRecord(pairsToHash(reply)) : undefined;
 }
 
+/** One page of the project's `sessions` index, newest first. */
+function newestIds(client: RedisClient, projectId: string, options: ListOptions): Promise<string[]> {
+  return client.zrevrange(keys.sessions(projectId), options.offset, options.offset + options.count - 1);
+}
+
 function pairsToHash(pairs: string[]): Record<string, string> {
   const hash: Record<string, string> = {};
   for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]] = pairs[i + 1];
@@ -406,11 +411,7 @@ export class SessionStore {
   ): Promise<{ records: SessionRecord[]; idsRead: number }> {
     return this.guard(async () => {
       const client = await this.client();
-      const ids = await client.zrevrange(
-        keys.sessions(projectId),
-        options.offset,
-        options.offset + options.count - 1,
-      );
+      const ids = await newestIds(client, projectId, options);
       if (ids.length === 0) return { records: [], idsRead: 0 };
       return { records: await this.readListed(client, projectId, ids), idsRead: ids.length };
     });
@@ -432,11 +433,7 @@ export class SessionStore {
   ): Promise<{ records: SessionRecord[]; idsRead: number; exhausted: boolean }> {
     return this.guard(async () => {
       const client = await this.client();
-      const ids = await client.zrevrange(
-        keys.sessions(projectId),
-        options.offset,
-        options.offset + options.count - 1,
-      );
+      const ids = await newestIds(client, projectId, options);
       if (ids.length === 0) return { records: [], idsRead: 0, exhausted: false };
       const probe = client.pipeline();
       // The digest only when there are clauses: a status filter reads two short fields per session.

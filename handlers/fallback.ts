@@ -13,6 +13,9 @@ export function fallbackHandler(deps: { logger: Logger }, routes: readonly Route
     const path = event.rawPath;
     const match = matchRoute(routes, method, path);
     if (match.kind === "method-not-allowed") throw new MethodNotAllowedError(method, match.allowed);
-    throw new NotFoundError(`no route for ${method} ${path.slice(0, 200)}; see the API reference`);
+    throw new NotFoundError(
+      `no route for ${method} ${path.slice(0, 200)}; the routes are listed in the API reference ` +
+        "(docs/openapi.json; the local stack serves it at /openapi.json)",
+    );
   });
 }

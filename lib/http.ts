@@ -6,6 +6,7 @@ import {
   PayloadTooLargeError,
   publicMessage,
   reasonPhrase,
+  UnauthorizedError,
 } from "./errors";
 import type { Logger } from "./logger";
 
@@ -53,6 +54,11 @@ export function header(event: HttpEvent, name: string): string | undefined {
 export function apiKeyFrom(event: HttpEvent): string | undefined {
   // An empty X-BB-API-Key (a client that sets it from an unset variable) does not hide x-api-key.
   const value = header(event, "x-bb-api-key")?.trim() || header(event, "x-api-key");
+  if (!value?.trim() && header(event, "authorization") !== undefined) {
+    throw new UnauthorizedError(
+      "API keys go in the X-BB-API-Key header (or x-api-key), not in Authorization: send X-BB-API-Key: <key>.",
+    );
+  }
   // API Gateway joins repeated headers with commas; a key never contains one.
   return value?.trim();
 }

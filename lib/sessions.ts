@@ -210,7 +210,8 @@ export async function createSession(
   if (outcome.kind === "limited") {
     const retryAfter = Math.max(1, Math.ceil((outcome.earliestExpiresAt - now) / 1000));
     throw new TooManyRequestsError(
-      `project ${principal.projectId} is at its limit of ${principal.concurrency} concurrent sessions; ` +
+      `project ${principal.projectId} is at its limit of ${principal.concurrency} concurrent ` +
+        `session${principal.concurrency === 1 ? "" : "s"}; ` +
         `release a session or retry in ${retryAfter} s`,
       retryAfter,
       // The SDK's own retries back off for a few seconds at most: beyond that they cannot help.

@@ -131,7 +131,7 @@ export function createLocalServer(
       const event = toEvent(req, body, `${match.route.method} ${match.route.path}`, match.pathParameters);
       send(res, await handlers.get(match.route)!(event, { awsRequestId: requestId }));
     } catch (error) {
-      deps.logger.error("local server failed to answer", { message: (error as Error).message });
+      deps.logger.error("local server failed to answer", { reason: (error as Error).message });
       if (!res.headersSent) {
         send(res, {
           statusCode: 500,

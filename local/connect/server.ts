@@ -361,7 +361,8 @@ export class ConnectServer {
         });
       },
       (error: Error) => {
-        deps.logger.error("browser failed to start", { sessionId: record.id, message: error.message });
+        // `reason`, not `message`: the logger's own field of that name would hide it.
+        deps.logger.error("browser failed to start", { sessionId: record.id, reason: error.message });
         // Let the next connect try again.
         if (this.sessions.get(record.id) === session) this.sessions.delete(record.id);
         session.abandonStart();

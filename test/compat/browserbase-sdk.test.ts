@@ -300,7 +300,7 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
       expect(error).to.be.instanceOf(RateLimitError);
       const limitError = error as RateLimitError;
       expect(limitError.message).to.match(
-        /^429 project \S+ is at its limit of 1 concurrent sessions; release a session/,
+        /^429 project \S+ is at its limit of 1 concurrent session; release a session/,
       );
       expect(Number(limitError.headers?.["retry-after"])).to.be.within(290, 301);
       expect(limitError.headers?.["x-should-retry"]).to.equal("false");
@@ -512,6 +512,9 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
         const error = await rejectionOf(call());
         expect(error, name).to.be.instanceOf(NotFoundError);
         expect(error.message, name).to.match(/^404 no route for (GET|POST|PUT|PATCH|DELETE) \/v1\//);
+        expect(error.message, name).to.match(
+          /docs\/openapi\.json; the local stack serves it at \/openapi\.json/,
+        );
         expect(world.requests.length - before, name).to.equal(1);
       }
       await bb.sessions.update(session.id, { status: "REQUEST_RELEASE" });

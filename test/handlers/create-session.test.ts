@@ -401,6 +401,13 @@ describe("POST /v1/sessions", () => {
       expect(JSON.parse(both.body).projectId).to.not.equal(project);
     });
 
+    it("says which header to use when the key comes as Authorization: Bearer", async () => {
+      const key = world.addKey(uniqueProject());
+      const res = await create(undefined, {}, { authorization: `Bearer ${key}` });
+      errorBody(res, 401, "Unauthorized");
+      expect(JSON.parse(res.body).message).to.match(/X-BB-API-Key header .*not in Authorization/);
+    });
+
     it("never writes the key into a log line", async () => {
       const key = world.addKey(uniqueProject());
       await create(key, {});

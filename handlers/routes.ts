@@ -1,6 +1,7 @@
 import type { HttpHandler } from "../lib/http";
 import type { SessionDeps } from "../lib/sessions";
 import { createSessionHandler } from "./create-session";
+import { healthHandler } from "./health";
 import { createExtensionHandler, deleteExtensionHandler, getExtensionHandler } from "./extensions";
 import { getSessionHandler } from "./get-session";
 import { listSessionsHandler } from "./list-sessions";
@@ -32,6 +33,7 @@ export const ROUTES: readonly RouteDefinition[] = [
     path: "/v1/extensions/{id}",
     factory: deleteExtensionHandler,
   },
+  { name: "health", method: "GET", path: "/health", factory: healthHandler },
 ];
 
 export type RouteMatch =

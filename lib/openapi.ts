@@ -181,6 +181,23 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      "/health": {
+        get: {
+          operationId: "health",
+          summary: "Whether the API can reach Redis and read its secrets (no API key needed)",
+          security: [],
+          responses: {
+            "200": {
+              description: "Ready",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Health" } } },
+            },
+            "503": {
+              description: "Redis or the secrets are unreachable; the body says which",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Health" } } },
+            },
+          },
+        },
+      },
       "/v1/extensions": {
         post: {
           operationId: "createExtension",
@@ -268,6 +285,15 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
                 },
               },
             },
+          },
+        },
+        Health: {
+          type: "object",
+          required: ["status", "redis", "secrets"],
+          properties: {
+            status: { type: "string", enum: ["ok", "unavailable"] },
+            redis: { type: "string", enum: ["ok", "unavailable"] },
+            secrets: { type: "string", enum: ["ok", "unavailable"] },
           },
         },
         Extension: {

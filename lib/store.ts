@@ -486,6 +486,11 @@ export class SessionStore {
     return records;
   }
 
+  /** Resolves when Redis answers a PING (the health check); a 503 otherwise. */
+  async ping(): Promise<void> {
+    await this.guard(async () => (await this.client()).ping());
+  }
+
   /** Live sessions of a project right now (expired ids are not counted). */
   async activeCount(projectId: string, now: number): Promise<number> {
     return this.guard(async () => (await this.client()).zcount(keys.active(projectId), `(${now}`, "+inf"));

@@ -5,7 +5,33 @@
  */
 import { startLocalStack } from "./stack";
 
+const USAGE = `Usage: npm start [-- --help | --version]
+
+Runs the WallCrawler API locally: the same handlers as the Lambdas on http://127.0.0.1:$PORT, a
+redis-server of its own (or REDIS_URL), and the connect server (one headless Chromium per session)
+on ALB_DNS_NAME. Ctrl-C stops everything it started.
+
+Environment (all optional):
+  PORT                         API port (default 3000)
+  REDIS_URL                    use this Redis instead of starting one
+  WALLCRAWLER_HOME             secrets.json, Redis data and uploaded extensions (default ./.wallcrawler)
+  ALB_DNS_NAME                 connect host (default 127.0.0.1:9222)
+  CHROMIUM_PATH                browser binary (default /usr/bin/chromium)
+  CONNECT_DISCONNECT_GRACE_MS  how long a session without keepAlive outlives its last client (default 2000)
+  and every handler setting in the README's configuration table.
+
+API keys: npm run keys -- create --project <id>   (and: list, rotate-token-key)`;
+
 async function main(): Promise<void> {
+  const version = (require("../package.json") as { version: string }).version;
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    console.log(USAGE);
+    return;
+  }
+  if (process.argv.includes("--version")) {
+    console.log(`wallcrawler-api ${version} (Node ${process.version})`);
+    return;
+  }
   let stack;
   try {
     stack = await startLocalStack();
@@ -31,7 +57,7 @@ async function main(): Promise<void> {
       " (or set CHROMIUM_PATH to a Chromium/Chrome binary). The API works without it.";
   }
   const lines = [
-    `WallCrawler API (local) listening on ${stack.url}`,
+    `WallCrawler API ${version} (local, Node ${process.version}) listening on ${stack.url}`,
     `  Redis:   ${stack.redis ? `redis-server started on ${stack.redisUrl} (data in ${stack.home}/redis)` : stack.redisUrl}`,
     `  Secrets: ${stack.secretsFile}`,
     `  Connect: ${connectLine}`,

@@ -33,6 +33,15 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     maxStaleMs: config.secretsMaxStaleMs,
     onStale: (ref, error) =>
       logger.warn("serving a cached secret: refresh failed", { secret: ref, cause: describeCause(error) }),
+    onInvalid: (ref, error) =>
+      logger.error("a secret is malformed: fix its value (requests answer 503 until then)", {
+        secret: ref,
+        // JSON.parse's message quotes the text it read: never log a piece of a secret.
+        cause:
+          error instanceof SyntaxError
+            ? { name: "SyntaxError", message: "not valid JSON" }
+            : describeCause(error),
+      }),
   });
   secrets.warm(config.apiKeysSecretRef);
   secrets.warm(config.tokenKeysSecretRef);

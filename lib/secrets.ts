@@ -44,9 +44,20 @@ export class FileSecretSource implements SecretSource {
 
   async fetch(ref: string): Promise<string> {
     const { path, field } = parseFileRef(ref);
-    const document = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+    let document: Record<string, unknown>;
+    try {
+      document = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+    } catch (error) {
+      // JSON.parse's message quotes the text: name the file, never a piece of its secrets.
+      if (error instanceof SyntaxError)
+        throw new Error(`${path} is not valid JSON: fix it or delete it (npm start makes a new one)`, {
+          cause: error,
+        });
+      throw error;
+    }
+    if (typeof document !== "object" || document === null) throw new Error(`${path} is not a JSON object`);
     if (!field) return JSON.stringify(document);
-    if (!(field in document)) throw new Error(`field ${field} is missing from the secrets file`);
+    if (!(field in document)) throw new Error(`"${field}" is missing from ${path}`);
     const value = document[field];
     return typeof value === "string" ? value : JSON.stringify(value);
   }
@@ -83,6 +94,8 @@ export interface SecretCacheOptions {
   now?: () => number;
   /** Told when a stale value is served because the source failed (for a log line, never the value). */
   onStale?: (ref: string, error: unknown) => void;
+  /** Called when a fetched secret does not parse (a configuration problem; the request gets a 503). */
+  onInvalid?: (ref: string, error: unknown) => void;
 }
 
 /**
@@ -112,8 +125,22 @@ export class SecretCache {
   /** The secret parsed by `parse`; the parse runs once per fetched value, not per call. */
   async getParsed<T>(ref: string, parse: (raw: string) => T): Promise<T> {
     const entry = await this.entry(ref);
-    if (!entry.parsed.has(parse)) entry.parsed.set(parse, parse(entry.raw));
+    if (!entry.parsed.has(parse)) {
+      try {
+        entry.parsed.set(parse, parse(entry.raw));
+      } catch (error) {
+        // A malformed secret is a configuration problem, not a request's: a 503 (retry once it is
+        // fixed), with the detail (which secret, what is wrong) in the log, never a 500.
+        this.options.onInvalid?.(ref, error);
+        throw new DependencyError("secrets", error);
+      }
+    }
     return entry.parsed.get(parse) as T;
+  }
+
+  /** Forgets the cached value of `ref`: the next request fetches it again (a local key was just added). */
+  invalidate(ref: string): void {
+    this.entries.delete(ref);
   }
 
   /** Starts fetching `ref` now (at container init) so the first request does not wait for it. */

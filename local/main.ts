@@ -73,7 +73,12 @@ async function main(): Promise<void> {
       "then connect Playwright to its connectUrl: chromium.connectOverCDP(connectUrl)",
     );
   } else {
-    lines.push("", "Mint another API key with: npm run keys -- create --project local");
+    lines.push(
+      "",
+      `API keys are in ${stack.secretsFile} (hashes only: a key is shown once, when it is made).`,
+      "  List them:      npm run keys -- list",
+      "  Mint another:   npm run keys -- create --project local",
+    );
   }
   console.log(lines.join("\n"));
 

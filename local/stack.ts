@@ -6,7 +6,7 @@ import { createRuntime, type Runtime } from "../lib/runtime";
 import type { Logger } from "../lib/logger";
 import { ConnectServer } from "./connect/server";
 import { startRedisServer, type RedisServer } from "./redis-server";
-import { ensureSecretsFile, secretsPath } from "./secrets-file";
+import { ensureSecretsFile, mintFirstKey, secretsPath } from "./secrets-file";
 import { createLocalServer, type ExtraRoutes } from "./server";
 
 export interface LocalStackOptions {
@@ -68,7 +68,7 @@ export interface LocalStack {
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const home = resolve(options.home ?? process.env.WALLCRAWLER_HOME ?? ".wallcrawler");
   const secretsFile = secretsPath(home);
-  const first = ensureSecretsFile(secretsFile);
+  ensureSecretsFile(secretsFile);
 
   const redisUrl = options.redisUrl ?? process.env.REDIS_URL;
   const redis = redisUrl ? undefined : await startRedisServer({ dir: resolve(home, "redis") });
@@ -142,13 +142,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     throw error;
   }
   const actualPort = (server.address() as AddressInfo).port;
+  // Only now that the stack is up: a start that failed before this point has shown no key, so it mints none.
+  const first = mintFirstKey(secretsFile);
+  if (first) runtime.secrets.invalidate(runtime.config.apiKeysSecretRef);
   return {
     url: `http://127.0.0.1:${actualPort}`,
     port: actualPort,
     home,
     secretsFile,
     redisUrl: env.REDIS_ENDPOINT!,
-    firstApiKey: first.apiKey,
+    firstApiKey: first?.apiKey,
     runtime,
     server,
     redis,

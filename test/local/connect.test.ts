@@ -16,7 +16,13 @@ import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
 import { alive, processesMentioning } from "../../local/connect/processes";
 import { CLOSE, type ConnectServer } from "../../local/connect/server";
-import { addApiKeyEntry, ensureSecretsFile, readSecrets, secretsPath } from "../../local/secrets-file";
+import {
+  addApiKeyEntry,
+  ensureSecretsFile,
+  mintFirstKey,
+  readSecrets,
+  secretsPath,
+} from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { sharedRedis } from "../support/redis";
 
@@ -209,7 +215,8 @@ describe("local connect server (Proxy stand-in)", function () {
     }
     home = mkdtempSync(join(tmpdir(), "wc-connect-test-"));
     const file = secretsPath(home);
-    const localKey = ensureSecretsFile(file).apiKey!;
+    ensureSecretsFile(file);
+    const localKey = mintFirstKey(file)!.apiKey;
     otherProject = `other-${randomUUID().slice(0, 8)}`;
     const otherKey = generateApiKey(otherProject);
     addApiKeyEntry(file, otherKey.entry);

@@ -141,6 +141,8 @@ export class SecretCache {
   /** Forgets the cached value of `ref`: the next request fetches it again (a local key was just added). */
   invalidate(ref: string): void {
     this.entries.delete(ref);
+    // A fetch already under way may have read the old value: it must not become the cached one.
+    this.inflight.delete(ref);
   }
 
   /** Starts fetching `ref` now (at container init) so the first request does not wait for it. */
@@ -173,6 +175,7 @@ export class SecretCache {
       pending = this.sourceFor(ref)
         .fetch(ref)
         .then((raw) => {
+          if (this.inflight.get(ref) !== pending) return this.refresh(ref); // invalidated meanwhile
           const previous = this.entries.get(ref);
           const entry: CacheEntry =
             previous && previous.raw === raw
@@ -181,7 +184,9 @@ export class SecretCache {
           this.entries.set(ref, entry);
           return entry;
         })
-        .finally(() => this.inflight.delete(ref));
+        .finally(() => {
+          if (this.inflight.get(ref) === pending) this.inflight.delete(ref);
+        });
       this.inflight.set(ref, pending);
     }
     return pending;

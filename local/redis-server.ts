@@ -67,10 +67,13 @@ export async function startRedisServer(options: {
   dir: string;
   port?: number;
   args?: string[];
+  /** Called when the server exits without being asked to (it crashed, or something killed it). */
+  onUnexpectedExit?: (how: string) => void;
 }): Promise<RedisServer> {
   mkdirSync(options.dir, { recursive: true });
   const port = options.port ?? (await freePort());
   let child: ChildProcess;
+  let stopping = false;
 
   const launch = async () => {
     child = spawn(
@@ -104,12 +107,16 @@ export async function startRedisServer(options: {
       if (server.exitCode === null && server.signalCode === null) server.kill("SIGKILL");
     };
     process.once("exit", killOnExit);
-    server.once("exit", () => process.removeListener("exit", killOnExit));
+    server.once("exit", (code, signal) => {
+      process.removeListener("exit", killOnExit);
+      if (!stopping) options.onUnexpectedExit?.(signal ?? `exit code ${code}`);
+    });
     await waitForPing(port, 10000);
   };
 
   const waitExit = (signal: NodeJS.Signals) =>
     new Promise<void>((resolve) => {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
       child.once("exit", () => {
@@ -130,6 +137,7 @@ export async function startRedisServer(options: {
     kill: () => waitExit("SIGKILL"),
     restart: async () => {
       await waitExit("SIGTERM");
+      stopping = false;
       await launch();
     },
   };

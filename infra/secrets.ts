@@ -1,6 +1,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import { apiKeyEntrySchema } from "../lib/apikeys";
+import { parseTokenKeySet } from "../lib/tokens";
 
 /** One API-key entry as `npm run keys -- create --print-entry` prints it: a hash, never a key. */
 export interface ApiKeyEntryConfig {
@@ -28,8 +30,6 @@ export interface SecretsArgs {
 }
 
 const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const HASH_PATTERN = /^sha256:[0-9a-f]{64}$/;
-const PROJECT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /**
  * The API-key secret's value, `{"keys": [...]}`, after checking each entry the way the handlers
@@ -41,25 +41,16 @@ export function apiKeySetValue(entries: readonly ApiKeyEntryConfig[]): string {
   const keys = entries.map((entry, index) => {
     const where = `secrets: apiKeys[${index}]`;
     if (typeof entry !== "object" || entry === null) throw new Error(`${where} must be an object`);
-    if (typeof entry.hash !== "string" || !HASH_PATTERN.test(entry.hash)) {
-      throw new Error(
-        `${where}.hash must be sha256:<64 hex digits> (make it with npm run keys -- create --print-entry)`,
-      );
-    }
     if ((entry as { key?: unknown }).key !== undefined) {
       throw new Error(`${where} holds a key: put only the entry (its hash) in config, never the key`);
     }
-    if (typeof entry.projectId !== "string" || !PROJECT_ID_PATTERN.test(entry.projectId)) {
-      throw new Error(`${where}.projectId must be 1-64 letters, digits, _ or -`);
-    }
-    if (
-      entry.concurrency !== undefined &&
-      (!Number.isInteger(entry.concurrency) || entry.concurrency < 1 || entry.concurrency > 100000)
-    ) {
-      throw new Error(`${where}.concurrency must be a whole number from 1 to 100000`);
-    }
-    if (entry.name !== undefined && (typeof entry.name !== "string" || entry.name.length > 200)) {
-      throw new Error(`${where}.name must be a string of at most 200 characters`);
+    // The handlers' own entry schema (lib/apikeys.ts), so config and secret can never disagree.
+    const checked = apiKeyEntrySchema().safeParse(entry);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      const field = issue?.path.join(".") || "(entry)";
+      const hint = field === "hash" ? " (make it with npm run keys -- create --print-entry)" : "";
+      throw new Error(`${where}.${field}: ${issue?.message ?? "is invalid"}${hint}`);
     }
     if (seen.has(entry.hash)) throw new Error(`${where}.hash appears twice`);
     seen.add(entry.hash);
@@ -103,30 +94,16 @@ export function tokenKeySetValue(current: string, base64Keys: Record<string, str
 
 /** Checks a key set given whole (from config); returns it unchanged. Errors never echo key material. */
 export function checkTokenKeySet(raw: string): string {
-  let parsed: { current?: unknown; keys?: unknown };
   try {
-    parsed = JSON.parse(raw) as typeof parsed;
+    JSON.parse(raw);
   } catch {
     throw new Error("secrets: tokenKeySet is not valid JSON");
   }
-  if (typeof parsed.current !== "string" || !KID_PATTERN.test(parsed.current)) {
-    throw new Error("secrets: tokenKeySet.current must be a key id (1-64 letters, digits, _ or -)");
-  }
-  if (typeof parsed.keys !== "object" || parsed.keys === null || Array.isArray(parsed.keys)) {
-    throw new Error("secrets: tokenKeySet.keys must be an object of key id to base64url key");
-  }
-  for (const [kid, key] of Object.entries(parsed.keys as Record<string, unknown>)) {
-    if (!KID_PATTERN.test(kid)) throw new Error(`secrets: tokenKeySet key id "${kid}" is malformed`);
-    if (
-      typeof key !== "string" ||
-      !/^[A-Za-z0-9_-]+$/.test(key) ||
-      Buffer.from(key, "base64url").length !== 32
-    ) {
-      throw new Error(`secrets: tokenKeySet key ${kid} must be 32 bytes of base64url`);
-    }
-  }
-  if (!(parsed.current in (parsed.keys as object))) {
-    throw new Error(`secrets: tokenKeySet.current names ${parsed.current}, which is not in keys`);
+  try {
+    // The handlers' own parser (lib/tokens.ts); its messages name key ids, never key material.
+    parseTokenKeySet(raw);
+  } catch (error) {
+    throw new Error(`secrets: tokenKeySet: ${(error as Error).message}`, { cause: error });
   }
   return raw;
 }

@@ -1,3 +1,4 @@
+import { z } from "zod";
 /**
  * Runtime configuration of the handlers, read from the environment once per container.
  * A missing or malformed variable throws at load time, naming the variable, rather than
@@ -64,35 +65,154 @@ export class ConfigError extends Error {
   }
 }
 
-function required(env: Env, name: string): string {
-  const value = env[name]?.trim();
-  if (!value) throw new ConfigError(`environment variable ${name} is required but not set`);
-  return value;
-}
-
 function optional(env: Env, name: string): string | undefined {
   const value = env[name]?.trim();
   return value ? value : undefined;
 }
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = optional(env, name);
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(
-      `environment variable ${name} must be an integer from ${min} to ${max}, got "${raw}"`,
-    );
-  }
-  return value;
+/**
+ * One environment variable the handlers read: how it reads (a zod schema over the raw text), its
+ * default as the README's configuration table shows it, and whether a stack may set it through
+ * the `handlerSettings` config (the rest are wired by the infrastructure itself). The README table
+ * is checked against this list by a test, and the infrastructure's list of tunable settings is
+ * derived from it. Built by a function, not held in a constant: Pulumi serializes the handlers and
+ * cannot serialize zod's bound methods.
+ */
+export interface EnvSetting {
+  name: string;
+  /** The default as documented: a value, `required`, or `–` (unset). */
+  documentedDefault: string;
+  tunable: boolean;
+  schema: z.ZodType<unknown>;
 }
 
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = optional(env, name);
-  if (raw === undefined) return fallback;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`environment variable ${name} must be true or false, got "${raw}"`);
+function intSetting(name: string, fallback: number, min: number, max: number, tunable = true): EnvSetting {
+  const message = `environment variable ${name} must be an integer from ${min} to ${max}`;
+  return {
+    name,
+    documentedDefault: String(fallback),
+    tunable,
+    schema: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        if (raw === undefined) return fallback;
+        const value = Number(raw);
+        if (!/^-?\d+$/.test(raw) || !Number.isInteger(value) || value < min || value > max) {
+          ctx.addIssue({ code: "custom", message: `${message}, got "${raw}"` });
+          return z.NEVER;
+        }
+        return value;
+      }),
+  };
+}
+
+function textSetting(
+  name: string,
+  documentedDefault: string,
+  tunable: boolean,
+  fallback?: string,
+): EnvSetting {
+  return {
+    name,
+    documentedDefault,
+    tunable,
+    schema: z
+      .string()
+      .optional()
+      .transform((raw, ctx) => {
+        if (raw !== undefined) return raw;
+        if (documentedDefault === "required") {
+          ctx.addIssue({ code: "custom", message: `environment variable ${name} is required but not set` });
+          return z.NEVER;
+        }
+        return fallback;
+      }),
+  };
+}
+
+/** Every variable the handlers read, in the README's order. */
+export function envSettings(): EnvSetting[] {
+  return [
+    textSetting("REDIS_ENDPOINT", "required", false),
+    {
+      name: "REDIS_CLUSTER",
+      documentedDefault: "false",
+      tunable: false,
+      schema: z
+        .string()
+        .optional()
+        .transform((raw, ctx) => {
+          if (raw === undefined || /^(0|false|no|off)$/i.test(raw)) return false;
+          if (/^(1|true|yes|on)$/i.test(raw)) return true;
+          ctx.addIssue({
+            code: "custom",
+            message: `environment variable REDIS_CLUSTER must be true or false, got "${raw}"`,
+          });
+          return z.NEVER;
+        }),
+    },
+    textSetting("REDIS_AUTH_SECRET_ARN", "–", false),
+    intSetting("REDIS_CONNECT_TIMEOUT_MS", 500, 50, 10000),
+    intSetting("REDIS_COMMAND_TIMEOUT_MS", 500, 200, 10000),
+    textSetting("JWE_SECRET_ARN", "required", false),
+    textSetting("API_KEYS_SECRET_ARN", "required", false),
+    textSetting("ALB_DNS_NAME", "required", false),
+    textSetting("CONNECT_SCHEME", "wss", false, "wss"),
+    textSetting("WALLCRAWLER_REGION", "AWS_REGION", false),
+    intSetting(
+      "DEFAULT_SESSION_TIMEOUT_SECONDS",
+      300,
+      SESSION_TIMEOUT_MIN_SECONDS,
+      SESSION_TIMEOUT_MAX_SECONDS,
+    ),
+    intSetting("DEFAULT_CONCURRENCY", 25, 1, 100000),
+    intSetting("SESSION_RETENTION_SECONDS", 7 * 86400, 60, 90 * 86400),
+    intSetting("SECRETS_CACHE_TTL_SECONDS", 300, 1, 86400),
+    intSetting("SECRETS_MAX_STALE_SECONDS", 3600, 0, 7 * 86400),
+    textSetting("TOKEN_ISSUER", "wallcrawler-api", true, "wallcrawler-api"),
+    textSetting("TOKEN_AUDIENCE", "wallcrawler-proxy", true, "wallcrawler-proxy"),
+    intSetting("MAX_USER_METADATA_BYTES", 8192, 256, 65536),
+    intSetting("MAX_BODY_BYTES", 65536, 1024, 1048576),
+    intSetting("IDEMPOTENCY_TTL_SECONDS", 86400, 60, 7 * 86400),
+    {
+      name: "POWERTOOLS_LOG_LEVEL",
+      documentedDefault: "INFO",
+      tunable: true,
+      schema: z
+        .string()
+        .optional()
+        .transform((raw, ctx) => {
+          if (raw === undefined) return "INFO";
+          if (!/^(TRACE|DEBUG|INFO|WARN|ERROR|CRITICAL|SILENT)$/i.test(raw)) {
+            ctx.addIssue({
+              code: "custom",
+              message: `environment variable POWERTOOLS_LOG_LEVEL must be one of TRACE, DEBUG, INFO, WARN, ERROR, CRITICAL, SILENT, got "${raw}"`,
+            });
+            return z.NEVER;
+          }
+          return raw.toUpperCase();
+        }),
+    },
+    textSetting("OBJECT_STORE", "–", false),
+    intSetting("MAX_SESSION_RECORD_BYTES", 16384, 4096, 262144),
+    intSetting("MAX_RETAINED_SESSIONS", 5000, 100, 1000000),
+  ];
+}
+
+/** Reads every setting of `envSettings()` from `env`; throws a ConfigError naming the first bad variable. */
+export function readEnvSettings(env: Env): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const setting of envSettings()) {
+    const raw = env[setting.name]?.trim();
+    const parsed = setting.schema.safeParse(raw ? raw : undefined);
+    if (!parsed.success)
+      throw new ConfigError(
+        parsed.error.issues[0]?.message ?? `environment variable ${setting.name} is invalid`,
+      );
+    values[setting.name] = parsed.data;
+  }
+  return values;
 }
 
 /** Turns `host:port`, `redis://...` or `rediss://...` into a URL, or throws naming the variable. */
@@ -125,48 +245,44 @@ function objectStoreSetting(env: Env): string | undefined {
 
 /** Reads the handlers' configuration from `env` (default `process.env`). */
 export function loadConfig(env: Env = process.env): RuntimeConfig {
-  const redisUrl = normaliseRedisUrl(required(env, "REDIS_ENDPOINT"));
-  const connectHost = required(env, "ALB_DNS_NAME");
+  const v = readEnvSettings(env);
+  const redisUrl = normaliseRedisUrl(v.REDIS_ENDPOINT as string);
+  const connectHost = v.ALB_DNS_NAME as string;
   if (/[/\s?#]/.test(connectHost)) {
     throw new ConfigError(
       "environment variable ALB_DNS_NAME must be a host name (optionally :port), not a URL",
     );
   }
-  const scheme = optional(env, "CONNECT_SCHEME") ?? "wss";
+  const scheme = v.CONNECT_SCHEME as string;
   if (scheme !== "ws" && scheme !== "wss") {
     throw new ConfigError(`environment variable CONNECT_SCHEME must be ws or wss, got "${scheme}"`);
   }
+  const int = (name: string) => v[name] as number;
   return {
     redis: {
       url: redisUrl,
-      cluster: bool(env, "REDIS_CLUSTER", false),
-      connectTimeoutMs: integer(env, "REDIS_CONNECT_TIMEOUT_MS", 500, 50, 10000),
-      commandTimeoutMs: integer(env, "REDIS_COMMAND_TIMEOUT_MS", 500, 200, 10000),
+      cluster: v.REDIS_CLUSTER as boolean,
+      connectTimeoutMs: int("REDIS_CONNECT_TIMEOUT_MS"),
+      commandTimeoutMs: int("REDIS_COMMAND_TIMEOUT_MS"),
     },
-    redisAuthSecretRef: optional(env, "REDIS_AUTH_SECRET_ARN"),
-    tokenKeysSecretRef: required(env, "JWE_SECRET_ARN"),
-    apiKeysSecretRef: required(env, "API_KEYS_SECRET_ARN"),
+    redisAuthSecretRef: v.REDIS_AUTH_SECRET_ARN as string | undefined,
+    tokenKeysSecretRef: v.JWE_SECRET_ARN as string,
+    apiKeysSecretRef: v.API_KEYS_SECRET_ARN as string,
     connectHost,
     connectScheme: scheme,
-    region: optional(env, "WALLCRAWLER_REGION") ?? optional(env, "AWS_REGION") ?? "local",
-    defaultTimeoutSeconds: integer(
-      env,
-      "DEFAULT_SESSION_TIMEOUT_SECONDS",
-      300,
-      SESSION_TIMEOUT_MIN_SECONDS,
-      SESSION_TIMEOUT_MAX_SECONDS,
-    ),
-    defaultConcurrency: integer(env, "DEFAULT_CONCURRENCY", 25, 1, 100000),
-    retentionSeconds: integer(env, "SESSION_RETENTION_SECONDS", 7 * 86400, 60, 90 * 86400),
-    secretsTtlMs: integer(env, "SECRETS_CACHE_TTL_SECONDS", 300, 1, 86400) * 1000,
-    secretsMaxStaleMs: integer(env, "SECRETS_MAX_STALE_SECONDS", 3600, 0, 7 * 86400) * 1000,
-    tokenIssuer: optional(env, "TOKEN_ISSUER") ?? "wallcrawler-api",
-    tokenAudience: optional(env, "TOKEN_AUDIENCE") ?? "wallcrawler-proxy",
-    maxUserMetadataBytes: integer(env, "MAX_USER_METADATA_BYTES", 8192, 256, 65536),
-    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 65536, 1024, 1048576),
-    idempotencyTtlSeconds: integer(env, "IDEMPOTENCY_TTL_SECONDS", 86400, 60, 7 * 86400),
-    maxRecordBytes: integer(env, "MAX_SESSION_RECORD_BYTES", 16384, 4096, 262144),
-    maxRetainedSessions: integer(env, "MAX_RETAINED_SESSIONS", 5000, 100, 1000000),
+    region: (v.WALLCRAWLER_REGION as string | undefined) ?? optional(env, "AWS_REGION") ?? "local",
+    defaultTimeoutSeconds: int("DEFAULT_SESSION_TIMEOUT_SECONDS"),
+    defaultConcurrency: int("DEFAULT_CONCURRENCY"),
+    retentionSeconds: int("SESSION_RETENTION_SECONDS"),
+    secretsTtlMs: int("SECRETS_CACHE_TTL_SECONDS") * 1000,
+    secretsMaxStaleMs: int("SECRETS_MAX_STALE_SECONDS") * 1000,
+    tokenIssuer: v.TOKEN_ISSUER as string,
+    tokenAudience: v.TOKEN_AUDIENCE as string,
+    maxUserMetadataBytes: int("MAX_USER_METADATA_BYTES"),
+    maxBodyBytes: int("MAX_BODY_BYTES"),
+    idempotencyTtlSeconds: int("IDEMPOTENCY_TTL_SECONDS"),
+    maxRecordBytes: int("MAX_SESSION_RECORD_BYTES"),
+    maxRetainedSessions: int("MAX_RETAINED_SESSIONS"),
     objectStore: objectStoreSetting(env),
   };
 }

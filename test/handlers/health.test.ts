@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { createSessionHandler } from "../../handlers/create-session";
 import { healthHandler } from "../../handlers/health";
 import { createMemoryLogger } from "../../lib/logger";
 import { createRuntime } from "../../lib/runtime";
@@ -61,6 +62,32 @@ describe("GET /health", () => {
       await runtime.close();
       await world.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a malformed secret at request time", () => {
+  it("answers 503 (not 500) and logs which secret is wrong, without quoting it", async () => {
+    const world = await createTestWorld();
+    try {
+      const secrets = JSON.parse(readFileSync(world.secretsFile, "utf8"));
+      secrets.apiKeys = { keys: [{ hash: "sha256:not-hex", projectId: "local" }] };
+      writeFileSync(world.secretsFile, JSON.stringify(secrets));
+      const res = await createSessionHandler(world.runtime)(
+        apiEvent({
+          method: "POST",
+          path: "/v1/sessions",
+          body: {},
+          headers: { "x-bb-api-key": "wc_" + "A".repeat(43) },
+        }),
+        ctx(),
+      );
+      expect(res.statusCode).to.equal(503);
+      const logged = world.logger.lines.find((line) => line.message?.startsWith("a secret is malformed"));
+      expect(logged, JSON.stringify(world.logger.lines.map((l) => l.message))).to.not.equal(undefined);
+      expect(JSON.stringify(logged)).to.include(world.config.apiKeysSecretRef).and.not.include("not-hex");
+    } finally {
+      await world.close();
     }
   });
 });

@@ -48,7 +48,7 @@ export function readSecrets(path: string): LocalSecrets {
     const where = /position (\d+)/.exec((error as Error).message)?.[1];
     throw new SecretsFileError(
       path,
-      `is not valid JSON${where ? ` (it breaks at character ${where} of ${text.length})` : ""}; was it cut short?`,
+      `is not valid JSON${where ? ` (it breaks at character ${where} of ${text.length})` : ""}, perhaps cut short`,
     );
   }
   const secrets = value as Partial<LocalSecrets> | null;

@@ -42,7 +42,10 @@ describe("the first hour: the secrets file and the keys CLI", () => {
     const good = readFileSync(file, "utf8");
     const tokenKey = JSON.parse(good).tokenKeys.keys[JSON.parse(good).tokenKeys.current] as string;
     const cases: [string, RegExp][] = [
-      [good.slice(0, 100), /is not valid JSON \(it breaks at character \d+ of 100\); was it cut short\?/],
+      [
+        good.slice(0, 100),
+        /is not valid JSON \(it breaks at character \d+ of 100\), perhaps cut short\. Restore it/,
+      ],
       ["", /the file is empty/],
       [JSON.stringify({ apiKeys: { keys: [] } }), /"tokenKeys" is missing/],
       [

@@ -194,7 +194,18 @@ export function envSettings(): EnvSetting[] {
           return raw.toUpperCase();
         }),
     },
-    textSetting("OBJECT_STORE", "–", false),
+    {
+      name: "OBJECT_STORE",
+      documentedDefault: "–",
+      tunable: false,
+      schema: z
+        .string()
+        .regex(/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/?|file:.+)$/, {
+          error: (issue) =>
+            `environment variable OBJECT_STORE must be s3://<bucket> or file:<folder>, got "${String(issue.input).slice(0, 100)}"`,
+        })
+        .optional(),
+    },
     intSetting("MAX_SESSION_RECORD_BYTES", 16384, 4096, 262144),
     intSetting("MAX_RETAINED_SESSIONS", 5000, 100, 1000000),
   ];
@@ -231,16 +242,6 @@ export function normaliseRedisUrl(raw: string, name = "REDIS_ENDPOINT"): string 
   }
   if (!url.hostname) throw new ConfigError(`environment variable ${name} has no host`);
   return withScheme;
-}
-
-function objectStoreSetting(env: Env): string | undefined {
-  const value = optional(env, "OBJECT_STORE");
-  if (value !== undefined && !/^(s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/?|file:.+)$/.test(value)) {
-    throw new ConfigError(
-      `environment variable OBJECT_STORE must be s3://<bucket> or file:<folder>, got "${value.slice(0, 100)}"`,
-    );
-  }
-  return value;
 }
 
 /** Reads the handlers' configuration from `env` (default `process.env`). */
@@ -283,6 +284,6 @@ export function loadConfig(env: Env = process.env): RuntimeConfig {
     idempotencyTtlSeconds: int("IDEMPOTENCY_TTL_SECONDS"),
     maxRecordBytes: int("MAX_SESSION_RECORD_BYTES"),
     maxRetainedSessions: int("MAX_RETAINED_SESSIONS"),
-    objectStore: objectStoreSetting(env),
+    objectStore: v.OBJECT_STORE as string | undefined,
   };
 }

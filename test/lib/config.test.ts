@@ -101,6 +101,17 @@ describe("loadConfig", () => {
     });
   }
 
+  it("reads OBJECT_STORE as s3://<bucket> or file:<folder>, and names it when it is neither", () => {
+    expect(loadConfig({ ...BASE, OBJECT_STORE: "s3://wc-objects-1" }).objectStore).to.equal(
+      "s3://wc-objects-1",
+    );
+    expect(loadConfig({ ...BASE }).objectStore).to.equal(undefined);
+    const message = configError({ ...BASE, OBJECT_STORE: "ftp://x" }).message;
+    expect(message).to.equal(
+      'environment variable OBJECT_STORE must be s3://<bucket> or file:<folder>, got "ftp://x"',
+    );
+  });
+
   const badIntegers: [string, string][] = [
     ["DEFAULT_CONCURRENCY", "abc"],
     ["DEFAULT_CONCURRENCY", "1.5"],

@@ -51,7 +51,10 @@ export interface SessionView {
 }
 
 /** The status a client sees at `now`: a RUNNING record past `expiresAt` has TIMED_OUT. */
-export function effectiveStatus(record: SessionRecord, now: number): SessionStatus {
+export function effectiveStatus(
+  record: Pick<SessionRecord, "status" | "expiresAt">,
+  now: number,
+): SessionStatus {
   if (record.status === "RUNNING" && record.expiresAt <= now) return "TIMED_OUT";
   return record.status;
 }

@@ -1,7 +1,7 @@
 import type { RedisClient } from "./redis";
 import { DependencyError, guardDependency } from "./errors";
 import { digestMayMatch, metadataDigest, type MetadataClause } from "./query";
-import type { SessionRecord, SessionStatus, StoredStatus } from "./session";
+import { effectiveStatus, type SessionRecord, type SessionStatus, type StoredStatus } from "./session";
 
 /** Key names of the Redis layout. Every key of a project carries the hash tag `{projectId}`. */
 export const keys = {
@@ -449,7 +449,10 @@ export class SessionStore {
         const [status, expiresAt, digest] = values as (string | null)[];
         if (status === null) return; // dropped or expired meanwhile
         if (options.status !== undefined) {
-          const effective = status === "RUNNING" && Number(expiresAt) <= options.now ? "TIMED_OUT" : status;
+          const effective = effectiveStatus(
+            { status: status as StoredStatus, expiresAt: Number(expiresAt) },
+            options.now,
+          );
           if (effective !== options.status) return;
         }
         if (options.clauses && !digestMayMatch(digest ?? undefined, options.clauses)) return;

@@ -9,7 +9,7 @@ import { Cache, type CacheEngine } from "./infra/cache";
 import { Connect } from "./infra/connect";
 import { FALLBACK_NAME, Functions } from "./infra/functions";
 import { Network, type NatGatewayStrategy } from "./infra/network";
-import { Secrets, type ApiKeyEntryConfig } from "./infra/secrets";
+import { Secrets, type ApiKeyEntryConfig, type ProjectEntryConfig } from "./infra/secrets";
 import { Storage } from "./infra/storage";
 
 const config = new pulumi.Config();
@@ -49,6 +49,7 @@ const cache = new Cache("cache", {
 
 const secrets = new Secrets("secrets", {
   apiKeys: config.getObject<ApiKeyEntryConfig[]>("apiKeys") ?? [],
+  projects: config.getObject<ProjectEntryConfig[]>("projects") ?? [],
   tokenKeyIds: config.getObject<string[]>("tokenKeyIds"),
   currentTokenKeyId: config.get("currentTokenKeyId"),
   tokenKeySet: config.getSecret("tokenKeySet"),

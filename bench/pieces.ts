@@ -3,7 +3,7 @@
  * functions: so a missed throughput target can be put down to named parts of the work.
  */
 import { randomUUID } from "node:crypto";
-import { authenticate, generateApiKey, type ApiKeyIndex } from "../lib/apikeys";
+import { authenticate, generateApiKey, parseApiKeySet } from "../lib/apikeys";
 import { createSessionBodySchema } from "../lib/schemas";
 import { toSessionView } from "../lib/session";
 import { fieldsToRecord } from "../lib/store";
@@ -38,7 +38,7 @@ export async function measurePieces(): Promise<PieceCost[]> {
   const schema = createSessionBodySchema();
   const body = createBody("bench");
   const { key, entry } = generateApiKey("bench");
-  const index: ApiKeyIndex = new Map([[entry.hash, entry]]);
+  const index = parseApiKeySet(JSON.stringify({ keys: [entry] }));
   const fields = typicalFields("bench", randomUUID(), Date.now());
   const hash: Record<string, string> = {};
   for (let i = 0; i < fields.length; i += 2) hash[fields[i]] = fields[i + 1];
@@ -47,7 +47,7 @@ export async function measurePieces(): Promise<PieceCost[]> {
     await cost("mint a session token (JWE dir + A256GCM, node:crypto)", 3000, () =>
       mintSessionToken(keySet, claims, { issuer: "i", audience: "a" }),
     ),
-    await cost("authenticate an API key (2 x SHA-256)", 20000, () => authenticate(key, index, 25)),
+    await cost("authenticate an API key (2 x SHA-256)", 20000, () => authenticate(key, index, { concurrency: 25, defaultTimeout: 300 })),
     await cost("validate the create body (zod)", 20000, () => schema.safeParse(body)),
     await cost("record from HGETALL to Session JSON (one of list's 100)", 20000, () =>
       JSON.stringify(toSessionView(fieldsToRecord(hash)!, now)),

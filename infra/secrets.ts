@@ -1,21 +1,44 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { apiKeyEntrySchema } from "../lib/apikeys";
+import { apiKeyEntrySchema, projectEntrySchema } from "../lib/apikeys";
 import { parseTokenKeySet } from "../lib/tokens";
 
 /** One API-key entry as `npm run keys -- create --print-entry` prints it: a hash, never a key. */
 export interface ApiKeyEntryConfig {
   hash: string;
   projectId: string;
+  /**
+   * Legacy: a limit written on the key, from before projects. Counts only for a project without
+   * entry in `projects` (its limit is then the smallest on its keys); refused for one with an entry.
+   */
   concurrency?: number;
   name?: string;
   createdAt?: string;
 }
 
+/** One project of the stack's `projects` config: the limits every key of the project shares. */
+export interface ProjectEntryConfig {
+  id: string;
+  name?: string;
+  /** Live sessions the project may hold at once; default the handlers' DEFAULT_CONCURRENCY. */
+  concurrency?: number;
+  /** Seconds a session lives when its create names none; default DEFAULT_SESSION_TIMEOUT_SECONDS. */
+  defaultTimeout?: number;
+  /** Default `self-hosted`. */
+  ownerId?: string;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+/** The fields a project entry may have (any other is a typo the schema would silently drop). */
+const PROJECT_FIELDS = ["id", "name", "concurrency", "defaultTimeout", "ownerId", "createdAt", "updatedAt"];
+
 export interface SecretsArgs {
   /** Entries of the API-key secret (hashes only). An empty list is allowed: no key works yet. */
   apiKeys: readonly ApiKeyEntryConfig[];
+  /** The projects' entries (limits shared by each project's keys); default none. */
+  projects?: readonly ProjectEntryConfig[];
   /**
    * Ids of the generated token keys (32 random bytes each); default `["k1"]`. Adding an id adds
    * a key; removing one drops it. Ignored when `tokenKeySet` is given.
@@ -31,12 +54,48 @@ export interface SecretsArgs {
 
 const KID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Checks the project entries the way the handlers will; throws naming the entry and field. */
+export function projectEntries(projects: readonly ProjectEntryConfig[]): ProjectEntryConfig[] {
+  if (!Array.isArray(projects)) throw new Error("secrets: projects must be a list of project entries");
+  const seen = new Set<string>();
+  return projects.map((project, index) => {
+    const where = `secrets: projects[${index}]`;
+    if (typeof project !== "object" || project === null || Array.isArray(project)) {
+      throw new Error(`${where} must be an object`);
+    }
+    const unknown = Object.keys(project).find((field) => !PROJECT_FIELDS.includes(field));
+    if (unknown !== undefined) {
+      throw new Error(
+        `${where}.${unknown} is not a project field (the fields: ${PROJECT_FIELDS.join(", ")})`,
+      );
+    }
+    // The handlers' own project schema (lib/apikeys.ts), so config and secret can never disagree.
+    const checked = projectEntrySchema().safeParse(project);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      throw new Error(`${where}.${issue?.path.join(".") || "(entry)"}: ${issue?.message ?? "is invalid"}`);
+    }
+    if (seen.has(project.id)) {
+      throw new Error(`${where}.id: project ${project.id} appears twice (one entry per project)`);
+    }
+    seen.add(project.id);
+    // Only the schema's fields, none of them undefined (so the secret's JSON is stable).
+    return checked.data;
+  });
+}
+
 /**
- * The API-key secret's value, `{"keys": [...]}`, after checking each entry the way the handlers
- * will (so a bad entry fails `pulumi preview`, not every request). Throws naming the entry.
+ * The API-key secret's value, `{"keys": [...], "projects": [...]}`, after checking each entry the
+ * way the handlers will (so a bad entry fails `pulumi preview`, not every request). Throws naming
+ * the entry. A key may carry a legacy `concurrency` only while its project has no entry: with
+ * one, the project's limit applies, and a limit on the key would be silently ignored.
  */
-export function apiKeySetValue(entries: readonly ApiKeyEntryConfig[]): string {
+export function apiKeySetValue(
+  entries: readonly ApiKeyEntryConfig[],
+  projects: readonly ProjectEntryConfig[] = [],
+): string {
   if (!Array.isArray(entries)) throw new Error("secrets: apiKeys must be a list of key entries");
+  const projectList = projectEntries(projects);
   const seen = new Set<string>();
   const keys = entries.map((entry, index) => {
     const where = `secrets: apiKeys[${index}]`;
@@ -54,13 +113,20 @@ export function apiKeySetValue(entries: readonly ApiKeyEntryConfig[]): string {
     }
     if (seen.has(entry.hash)) throw new Error(`${where}.hash appears twice`);
     seen.add(entry.hash);
+    const projectIndex = projectList.findIndex((project) => project.id === entry.projectId);
+    if (entry.concurrency !== undefined && projectIndex !== -1) {
+      throw new Error(
+        `${where}.concurrency: project ${entry.projectId} has an entry (projects[${projectIndex}]), whose limit ` +
+          `all its keys share; move the limit to projects[${projectIndex}].concurrency and remove it from the key`,
+      );
+    }
     const out: ApiKeyEntryConfig = { hash: entry.hash, projectId: entry.projectId };
     if (entry.concurrency !== undefined) out.concurrency = entry.concurrency;
     if (entry.name !== undefined) out.name = entry.name;
     if (entry.createdAt !== undefined) out.createdAt = String(entry.createdAt);
     return out;
   });
-  return JSON.stringify({ keys });
+  return JSON.stringify({ keys, projects: projectList });
 }
 
 /** Checks the generated key ids and picks the current one; throws naming the argument. */
@@ -121,7 +187,7 @@ export class Secrets extends pulumi.ComponentResource {
   constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("wallcrawler:infra:Secrets", name, {}, opts);
     if (!args.apiKeys) throw new Error("secrets: apiKeys is required (an empty list is allowed)");
-    const apiKeysValue = apiKeySetValue(args.apiKeys);
+    const apiKeysValue = apiKeySetValue(args.apiKeys, args.projects ?? []);
     const recoveryWindowInDays = args.recoveryWindowDays ?? 7;
 
     let tokenValue: pulumi.Output<string>;

@@ -10,26 +10,70 @@ export interface ApiKeyEntry {
   /** `sha256:` + hex SHA-256 of the whole key text. */
   hash: string;
   projectId: string;
-  /** Concurrent live sessions allowed for the project through this key; default from config. */
+  /**
+   * Legacy (before projects): a limit written on the key. It counts only for a project that has
+   * no entry in `projects`, whose limit is then the smallest of its keys' values (see
+   * `resolveProjects`). `npm run keys -- migrate` moves it onto the project.
+   */
   concurrency?: number;
   name?: string;
   createdAt?: string;
 }
 
-/** The API-key secret value: `{"keys": [ApiKeyEntry, ...]}`. */
+/** One project of the API-key secret: the limits every key of the project shares. */
+export interface ProjectEntry {
+  id: string;
+  name?: string;
+  /** Live sessions the project may hold at once; default DEFAULT_CONCURRENCY. */
+  concurrency?: number;
+  /** Seconds a session lives when its create names no timeout; default DEFAULT_TIMEOUT_SECONDS. */
+  defaultTimeout?: number;
+  ownerId?: string;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+/** The API-key secret value: `{"keys": [ApiKeyEntry, ...], "projects": [ProjectEntry, ...]}`. */
 export interface ApiKeySet {
   keys: ApiKeyEntry[];
+  /** Optional: a secret written before projects existed has none (each project is then derived). */
+  projects?: ProjectEntry[];
+}
+
+/** A project with every field resolved: the Project object of the Browserbase API. */
+export interface Project {
+  id: string;
+  name: string;
+  concurrency: number;
+  defaultTimeout: number;
+  ownerId: string;
+  createdAt: string;
+  updatedAt: string;
 }
 
 export interface Principal {
   projectId: string;
   /** Stable id of the key's holder, derived from the key hash (never from the key text). */
   principalId: string;
+  /** The project's limit, shared by every key of the project. */
   concurrency: number;
+  /** The project's default session timeout in seconds. */
+  defaultTimeout: number;
   keyName?: string;
 }
 
 export const PROJECT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** ownerId of a project whose entry names none: a self-hosted stack has one owner. */
+export const DEFAULT_OWNER_ID = "self-hosted";
+/** createdAt of a derived project none of whose keys says when it was made. */
+const UNKNOWN_DATE = "1970-01-01T00:00:00.000Z";
+
+/** Bounds of a project's fields (the session create schema allows timeouts of 60..21600 s). */
+export const PROJECT_LIMITS = {
+  concurrency: { min: 1, max: 100000 },
+  defaultTimeout: { min: 60, max: 21600 },
+} as const;
 
 /**
  * Schemas are built by functions, not held in module constants: the handlers are serialized
@@ -39,9 +83,36 @@ export function apiKeyEntrySchema() {
   return z.object({
     hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, "hash must be sha256:<64 hex digits>"),
     projectId: z.string().regex(PROJECT_ID_PATTERN, "projectId must be 1-64 letters, digits, _ or -"),
-    concurrency: z.number().int().min(1).max(100000).optional(),
+    concurrency: z
+      .number()
+      .int()
+      .min(PROJECT_LIMITS.concurrency.min)
+      .max(PROJECT_LIMITS.concurrency.max)
+      .optional(),
     name: z.string().max(200).optional(),
     createdAt: z.string().optional(),
+  });
+}
+
+export function projectEntrySchema() {
+  return z.object({
+    id: z.string().regex(PROJECT_ID_PATTERN, "id must be 1-64 letters, digits, _ or -"),
+    name: z.string().min(1).max(200).optional(),
+    concurrency: z
+      .number()
+      .int()
+      .min(PROJECT_LIMITS.concurrency.min, "concurrency must be at least 1")
+      .max(PROJECT_LIMITS.concurrency.max, "concurrency must be at most 100000")
+      .optional(),
+    defaultTimeout: z
+      .number()
+      .int()
+      .min(PROJECT_LIMITS.defaultTimeout.min, "defaultTimeout must be at least 60 seconds")
+      .max(PROJECT_LIMITS.defaultTimeout.max, "defaultTimeout must be at most 21600 seconds")
+      .optional(),
+    ownerId: z.string().min(1).max(200).optional(),
+    createdAt: z.string().optional(),
+    updatedAt: z.string().optional(),
   });
 }
 
@@ -64,7 +135,7 @@ export function principalIdFor(hash: string): string {
 /** Mints a new API key and the entry to put in the secret. The key is shown once and never stored. */
 export function generateApiKey(
   projectId: string,
-  options: { concurrency?: number; name?: string; now?: Date } = {},
+  options: { name?: string; now?: Date } = {},
 ): { key: string; entry: ApiKeyEntry } {
   if (!PROJECT_ID_PATTERN.test(projectId)) {
     throw new Error("projectId must be 1-64 letters, digits, _ or -, starting with a letter or digit");
@@ -73,26 +144,105 @@ export function generateApiKey(
   const entry: ApiKeyEntry = apiKeyEntrySchema().parse({
     hash: hashApiKey(key),
     projectId,
-    concurrency: options.concurrency,
     name: options.name,
     createdAt: (options.now ?? new Date()).toISOString(),
   });
   return { key, entry };
 }
 
-/** An index of the secret's entries by hash: built once per fetched secret value. */
+/** Defaults a project entry's missing fields come from (the stack's config). */
+export interface ProjectDefaults {
+  concurrency: number;
+  defaultTimeout: number;
+}
+
+/** The secret parsed once per fetched value: keys by hash, and the projects as stored. */
+export interface ApiKeyDirectory {
+  keys: Map<string, ApiKeyEntry>;
+  /** Project entries of the secret, by id (a project with keys but no entry is not here). */
+  projects: Map<string, ProjectEntry>;
+  /** Per project with keys: the smallest legacy per-key limit and the earliest key date. */
+  keyProjects: Map<string, { legacyLimit?: number; createdAt?: string }>;
+}
+
+/** Kept for callers that only look keys up: the directory's key map. */
 export type ApiKeyIndex = Map<string, ApiKeyEntry>;
 
 /** Parses the API-key secret; throws with the path of the first bad field. */
-export function parseApiKeySet(raw: string): ApiKeyIndex {
-  const parsed = z.object({ keys: z.array(apiKeyEntrySchema()) }).safeParse(JSON.parse(raw));
+export function parseApiKeySet(raw: string): ApiKeyDirectory {
+  const parsed = z
+    .object({ keys: z.array(apiKeyEntrySchema()), projects: z.array(projectEntrySchema()).optional() })
+    .safeParse(JSON.parse(raw));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`API-key secret is malformed at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`);
   }
-  const index: ApiKeyIndex = new Map();
-  for (const entry of parsed.data.keys) index.set(entry.hash, entry);
-  return index;
+  const keys: ApiKeyIndex = new Map();
+  const keyProjects: ApiKeyDirectory["keyProjects"] = new Map();
+  for (const entry of parsed.data.keys) {
+    keys.set(entry.hash, entry);
+    const seen = keyProjects.get(entry.projectId) ?? {};
+    if (entry.concurrency !== undefined)
+      seen.legacyLimit = Math.min(seen.legacyLimit ?? Infinity, entry.concurrency);
+    if (entry.createdAt !== undefined && (seen.createdAt === undefined || entry.createdAt < seen.createdAt))
+      seen.createdAt = entry.createdAt;
+    keyProjects.set(entry.projectId, seen);
+  }
+  const projects = new Map<string, ProjectEntry>();
+  for (const [index, project] of (parsed.data.projects ?? []).entries()) {
+    if (projects.has(project.id)) {
+      throw new Error(`API-key secret is malformed at projects.${index}.id: project ${project.id} appears twice`);
+    }
+    projects.set(project.id, project);
+  }
+  return { keys, projects, keyProjects };
+}
+
+/**
+ * A project with every field resolved. A project with an entry takes its fields from it (a
+ * `concurrency` written on one of its keys is then ignored); a project known only from its keys
+ * (a secret written before projects) takes the smallest limit written on any of its keys, else
+ * the default, so adding a key without a limit can never raise a project's limit.
+ */
+export function resolveProject(
+  directory: ApiKeyDirectory,
+  projectId: string,
+  defaults: ProjectDefaults,
+): Project | undefined {
+  const entry = directory.projects.get(projectId);
+  if (entry) {
+    const createdAt = entry.createdAt ?? UNKNOWN_DATE;
+    return {
+      id: entry.id,
+      name: entry.name ?? entry.id,
+      concurrency: entry.concurrency ?? defaults.concurrency,
+      defaultTimeout: entry.defaultTimeout ?? defaults.defaultTimeout,
+      ownerId: entry.ownerId ?? DEFAULT_OWNER_ID,
+      createdAt,
+      updatedAt: entry.updatedAt ?? createdAt,
+    };
+  }
+  const derived = directory.keyProjects.get(projectId);
+  if (!derived) return undefined;
+  const createdAt = derived.createdAt;
+  return {
+    id: projectId,
+    name: projectId,
+    concurrency: derived.legacyLimit ?? defaults.concurrency,
+    defaultTimeout: defaults.defaultTimeout,
+    ownerId: DEFAULT_OWNER_ID,
+    createdAt: createdAt ?? UNKNOWN_DATE,
+    updatedAt: createdAt ?? UNKNOWN_DATE,
+  };
+}
+
+/** Every project the secret knows (with an entry or with keys), sorted by id. */
+export function listProjects(directory: ApiKeyDirectory, defaults: ProjectDefaults): Project[] {
+  const ids = new Set<string>([...directory.projects.keys(), ...directory.keyProjects.keys()]);
+  return [...ids]
+    .sort()
+    .map((id) => resolveProject(directory, id, defaults))
+    .filter((project): project is Project => project !== undefined);
 }
 
 /**
@@ -102,8 +252,8 @@ export function parseApiKeySet(raw: string): ApiKeyIndex {
  */
 export function authenticate(
   presented: string | undefined,
-  index: ApiKeyIndex,
-  defaultConcurrency: number,
+  directory: ApiKeyDirectory,
+  defaults: ProjectDefaults,
 ): Principal {
   if (presented === undefined || presented === "") {
     throw new UnauthorizedError("Missing API key: send it in the X-BB-API-Key header.");
@@ -112,12 +262,15 @@ export function authenticate(
     throw new UnauthorizedError("Malformed API key: keys look like wc_ followed by 43 base64url characters.");
   }
   const hash = hashApiKey(presented);
-  const entry = index.get(hash);
+  const entry = directory.keys.get(hash);
   if (!entry) throw new UnauthorizedError("Invalid API key.");
+  // Every key has a project: at least the one derived from the key itself.
+  const project = resolveProject(directory, entry.projectId, defaults) as Project;
   return {
     projectId: entry.projectId,
     principalId: principalIdFor(hash),
-    concurrency: entry.concurrency ?? defaultConcurrency,
+    concurrency: project.concurrency,
+    defaultTimeout: project.defaultTimeout,
     keyName: entry.name,
   };
 }

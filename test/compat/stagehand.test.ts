@@ -22,7 +22,7 @@ import { z } from "zod";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
-import { addApiKeyEntry, ensureSecretsFile, secretsPath } from "../../local/secrets-file";
+import { addApiKeyEntry, ensureSecretsFile, secretsPath, upsertProject } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { uniqueProject } from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
@@ -113,8 +113,9 @@ describe("compat: unmodified Stagehand 4 end to end on real Chromium", function 
     const file = secretsPath(home);
     ensureSecretsFile(file);
     projectId = uniqueProject("stagehand");
-    const minted = generateApiKey(projectId, { concurrency: 10, name: "stagehand test" });
+    const minted = generateApiKey(projectId, { name: "stagehand test" });
     addApiKeyEntry(file, minted.entry);
+    upsertProject(file, projectId, { concurrency: 10 });
     apiKey = minted.key;
     stack = await startLocalStack({
       home,

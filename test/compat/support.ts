@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
-import { addApiKeyEntry, ensureSecretsFile, secretsPath } from "../../local/secrets-file";
+import { addApiKeyEntry, ensureSecretsFile, secretsPath, upsertProject } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { uniqueProject } from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
@@ -69,8 +69,9 @@ export async function startCompatStack(
   ensureSecretsFile(secretsFile);
   const projects = options.projects.map(({ concurrency }) => {
     const projectId = uniqueProject("compat");
-    const { key, entry } = generateApiKey(projectId, { concurrency, name: "compat test" });
+    const { key, entry } = generateApiKey(projectId, { name: "compat test" });
     addApiKeyEntry(secretsFile, entry);
+    if (concurrency !== undefined) upsertProject(secretsFile, projectId, { concurrency });
     return { projectId, apiKey: key };
   });
   // `connect: false` keeps the local connect server (where the stack has one) from starting.

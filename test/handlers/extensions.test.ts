@@ -236,7 +236,7 @@ describe("the extensions routes: /v1/extensions", () => {
       now: Date.now,
       limits: { maxPerProject: 2 },
     };
-    const principal = { projectId: capped, principalId: "prn_test", concurrency: 5 };
+    const principal = { projectId: capped, principalId: "prn_test", concurrency: 5, defaultTimeout: 300 };
     const file = {
       fieldName: "file",
       fileName: "e.zip",

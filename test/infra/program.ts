@@ -26,7 +26,7 @@ export function readStackConfig(file: string): Record<string, string> {
 export const DEV_CONFIG = readStackConfig(join(__dirname, "..", "..", "Pulumi.dev.yaml"));
 
 /** An API key whose entry is in the program's config: it must appear nowhere in the stack. */
-export const programKey = generateApiKey("acme", { name: "program test", concurrency: 3 });
+export const programKey = generateApiKey("acme", { name: "program test" });
 
 /**
  * Why the program did not finish: CallbackFunction swallows a serialization error (the function

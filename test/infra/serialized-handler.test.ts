@@ -20,7 +20,7 @@ const REPO = join(__dirname, "..", "..");
 
 describe("a serialized handler from the code package", function () {
   this.timeout(60000);
-  const { key, entry } = generateApiKey("serial", { concurrency: 2 });
+  const { key, entry } = generateApiKey("serial");
   const tokenKeys = rotateTokenKeySet(undefined, "k1");
   const authToken = "serialized-test-auth-token-0123456789abcdef";
   const savedEnv = { ...process.env };
@@ -47,7 +47,11 @@ describe("a serialized handler from the code package", function () {
     const secretsFile = join(dir, "secrets.json");
     writeFileSync(
       secretsFile,
-      JSON.stringify({ apiKeys: { keys: [entry] }, tokenKeys, redisAuth: authToken }),
+      JSON.stringify({
+        apiKeys: { keys: [entry], projects: [{ id: "serial", concurrency: 2 }] },
+        tokenKeys,
+        redisAuth: authToken,
+      }),
     );
     writeFileSync(join(dir, "__index.js"), code);
 

@@ -5,20 +5,29 @@ import {
   authenticate,
   generateApiKey,
   hashApiKey,
+  listProjects,
   parseApiKeySet,
   principalIdFor,
+  resolveProject,
+  type ApiKeyDirectory,
   type ApiKeyEntry,
-  type ApiKeyIndex,
+  type ProjectEntry,
 } from "../../lib/apikeys";
 import { isHttpError, type HttpError } from "../../lib/errors";
 
-function indexOf(...entries: ApiKeyEntry[]): ApiKeyIndex {
+const DEFAULTS = { concurrency: 25, defaultTimeout: 300 };
+
+function indexOf(...entries: ApiKeyEntry[]): ApiKeyDirectory {
   return parseApiKeySet(JSON.stringify({ keys: entries }));
 }
 
-function unauthorized(presented: string | undefined, index: ApiKeyIndex): HttpError {
+function directoryOf(keys: ApiKeyEntry[], projects?: ProjectEntry[]): ApiKeyDirectory {
+  return parseApiKeySet(JSON.stringify({ keys, projects }));
+}
+
+function unauthorized(presented: string | undefined, index: ApiKeyDirectory): HttpError {
   try {
-    authenticate(presented, index, 25);
+    authenticate(presented, index, DEFAULTS);
   } catch (error) {
     expect(isHttpError(error), String(error)).to.equal(true);
     const httpError = error as HttpError;
@@ -40,11 +49,10 @@ describe("API keys", () => {
     });
 
     it("puts only the key's SHA-256 hash in the entry, never the key text", () => {
-      const { key, entry } = generateApiKey("proj", { concurrency: 3, name: "ci", now: new Date(0) });
+      const { key, entry } = generateApiKey("proj", { name: "ci", now: new Date(0) });
       expect(entry).to.deep.equal({
         hash: hashApiKey(key),
         projectId: "proj",
-        concurrency: 3,
         name: "ci",
         createdAt: "1970-01-01T00:00:00.000Z",
       });
@@ -71,11 +79,14 @@ describe("API keys", () => {
 
   describe("authenticate", () => {
     const alpha = generateApiKey("alpha", { name: "alpha key" });
-    const beta = generateApiKey("beta", { concurrency: 7 });
-    const index = indexOf(alpha.entry, beta.entry);
+    const beta = generateApiKey("beta");
+    const index = directoryOf(
+      [alpha.entry, beta.entry],
+      [{ id: "beta", concurrency: 7, defaultTimeout: 900 }],
+    );
 
     it("resolves a known key to its project and a principal id derived from its hash", () => {
-      const principal = authenticate(alpha.key, index, 25);
+      const principal = authenticate(alpha.key, index, DEFAULTS);
       expect(principal.projectId).to.equal("alpha");
       expect(principal.principalId).to.equal(principalIdFor(alpha.entry.hash));
       expect(principal.principalId).to.match(/^prn_[A-Za-z0-9_-]{22}$/);
@@ -83,19 +94,35 @@ describe("API keys", () => {
     });
 
     it("gives a stable principal id that reveals neither key nor hash", () => {
-      const first = authenticate(alpha.key, index, 25).principalId;
+      const first = authenticate(alpha.key, index, DEFAULTS).principalId;
       const reparsed = indexOf(beta.entry, alpha.entry);
-      expect(authenticate(alpha.key, reparsed, 25).principalId).to.equal(first);
+      expect(authenticate(alpha.key, reparsed, DEFAULTS).principalId).to.equal(first);
       expect(principalIdFor(alpha.entry.hash)).to.equal(first);
-      expect(authenticate(beta.key, index, 25).principalId).not.to.equal(first);
+      expect(authenticate(beta.key, index, DEFAULTS).principalId).not.to.equal(first);
       expect(first).not.to.include(alpha.entry.hash.slice(7, 20));
       expect(first).not.to.include(alpha.key.slice(3, 12));
     });
 
-    it("uses the default concurrency when the entry sets none, else the entry's", () => {
-      expect(authenticate(alpha.key, index, 25).concurrency).to.equal(25);
-      expect(authenticate(alpha.key, index, 3).concurrency).to.equal(3);
-      expect(authenticate(beta.key, index, 25).concurrency).to.equal(7);
+    it("gives the project's limit and default timeout, else the defaults", () => {
+      expect(authenticate(alpha.key, index, DEFAULTS)).to.deep.include({
+        concurrency: 25,
+        defaultTimeout: 300,
+      });
+      expect(authenticate(alpha.key, index, { concurrency: 3, defaultTimeout: 60 })).to.deep.include({
+        concurrency: 3,
+        defaultTimeout: 60,
+      });
+      expect(authenticate(beta.key, index, DEFAULTS)).to.deep.include({
+        concurrency: 7,
+        defaultTimeout: 900,
+      });
+    });
+
+    it("gives every key of a project the same limit, whichever key is presented", () => {
+      const second = generateApiKey("beta", { name: "second" });
+      const both = directoryOf([beta.entry, second.entry], [{ id: "beta", concurrency: 5 }]);
+      expect(authenticate(beta.key, both, DEFAULTS).concurrency).to.equal(5);
+      expect(authenticate(second.key, both, DEFAULTS).concurrency).to.equal(5);
     });
 
     it("answers 401 telling the caller to send a key when none is given", () => {
@@ -140,13 +167,15 @@ describe("API keys", () => {
     it("indexes the entries by hash", () => {
       const other = generateApiKey("other").entry;
       const index = indexOf(valid, other);
-      expect(index.size).to.equal(2);
-      expect(index.get(valid.hash)?.projectId).to.equal("proj");
-      expect(index.get(other.hash)?.projectId).to.equal("other");
+      expect(index.keys.size).to.equal(2);
+      expect(index.keys.get(valid.hash)?.projectId).to.equal("proj");
+      expect(index.keys.get(other.hash)?.projectId).to.equal("other");
     });
 
-    it("accepts an empty key list", () => {
-      expect(parseApiKeySet('{"keys": []}').size).to.equal(0);
+    it("accepts an empty key list, with or without projects", () => {
+      expect(parseApiKeySet('{"keys": []}').keys.size).to.equal(0);
+      const withProjects = parseApiKeySet('{"keys": [], "projects": [{"id": "lonely"}]}');
+      expect([...withProjects.projects.keys()]).to.deep.equal(["lonely"]);
     });
 
     const cases: [string, unknown, RegExp][] = [
@@ -170,6 +199,22 @@ describe("API keys", () => {
       ["a fractional concurrency", { keys: [{ ...valid, concurrency: 1.5 }] }, /keys\.0\.concurrency/],
       ["a non-string name", { keys: [{ ...valid, name: 5 }] }, /keys\.0\.name/],
       ["no keys array", { entries: [] }, /malformed at keys/],
+      ["a project without id", { keys: [], projects: [{ concurrency: 3 }] }, /projects\.0\.id/],
+      [
+        "a project limit of 0",
+        { keys: [], projects: [{ id: "p", concurrency: 0 }] },
+        /projects\.0\.concurrency: concurrency must be at least 1/,
+      ],
+      [
+        "a project default timeout under 60 s",
+        { keys: [], projects: [{ id: "p", defaultTimeout: 59 }] },
+        /projects\.0\.defaultTimeout/,
+      ],
+      [
+        "a project that appears twice",
+        { keys: [], projects: [{ id: "p" }, { id: "p", concurrency: 2 }] },
+        /projects\.1\.id: project p appears twice/,
+      ],
       ["a bare array", [valid], /malformed at \(root\)/],
     ];
     for (const [what, value, message] of cases) {
@@ -177,5 +222,90 @@ describe("API keys", () => {
         expect(() => parseApiKeySet(JSON.stringify(value))).to.throw(message);
       });
     }
+  });
+
+  describe("projects", () => {
+    const key = (projectId: string, concurrency?: number, createdAt?: string): ApiKeyEntry => ({
+      ...generateApiKey(projectId, createdAt ? { now: new Date(createdAt) } : {}).entry,
+      ...(concurrency === undefined ? {} : { concurrency }),
+    });
+
+    it("a project's entry wins over limits written on its keys (which are then ignored)", () => {
+      const directory = directoryOf([key("acme", 2), key("acme", 40)], [{ id: "acme", concurrency: 10 }]);
+      expect(resolveProject(directory, "acme", DEFAULTS)?.concurrency).to.equal(10);
+      // An entry without a limit takes the default, not the keys' values either.
+      const noLimit = directoryOf([key("acme", 2)], [{ id: "acme", name: "Acme" }]);
+      expect(resolveProject(noLimit, "acme", DEFAULTS)).to.deep.include({ concurrency: 25, name: "Acme" });
+    });
+
+    it("a project without entry takes the smallest limit on its keys, else the default", () => {
+      const directory = directoryOf([key("legacy", 7), key("legacy", 3), key("legacy"), key("plain")]);
+      expect(resolveProject(directory, "legacy", DEFAULTS)?.concurrency).to.equal(3);
+      expect(resolveProject(directory, "plain", DEFAULTS)?.concurrency).to.equal(25);
+      expect(resolveProject(directory, "nobody", DEFAULTS)).to.equal(undefined);
+    });
+
+    it("a new key without a limit never raises its project's limit (the reported bug: 5 became 25)", () => {
+      for (const projects of [undefined, [{ id: "acme", concurrency: 5 }]]) {
+        const first = key("acme", projects ? undefined : 5);
+        const before = directoryOf([first], projects);
+        const after = directoryOf([first, key("acme")], projects);
+        expect(resolveProject(before, "acme", DEFAULTS)?.concurrency, JSON.stringify(projects)).to.equal(5);
+        expect(resolveProject(after, "acme", DEFAULTS)?.concurrency, JSON.stringify(projects)).to.equal(5);
+        const newKey = generateApiKey("acme");
+        const withNew = directoryOf([first, newKey.entry], projects);
+        expect(authenticate(newKey.key, withNew, DEFAULTS).concurrency).to.equal(5);
+      }
+    });
+
+    it("resolves every field of an entry, with the defaults and the self-hosted owner for the rest", () => {
+      const directory = directoryOf(
+        [
+          key("derived", 4, "2024-03-01T00:00:00.000Z"),
+          key("derived", undefined, "2024-01-01T00:00:00.000Z"),
+        ],
+        [
+          {
+            id: "full",
+            name: "Full",
+            concurrency: 9,
+            defaultTimeout: 1200,
+            ownerId: "team-a",
+            createdAt: "2024-05-01T00:00:00.000Z",
+            updatedAt: "2024-06-01T00:00:00.000Z",
+          },
+          { id: "bare", createdAt: "2024-02-02T00:00:00.000Z" },
+        ],
+      );
+      expect(listProjects(directory, DEFAULTS)).to.deep.equal([
+        {
+          id: "bare",
+          name: "bare",
+          concurrency: 25,
+          defaultTimeout: 300,
+          ownerId: "self-hosted",
+          createdAt: "2024-02-02T00:00:00.000Z",
+          updatedAt: "2024-02-02T00:00:00.000Z",
+        },
+        {
+          id: "derived",
+          name: "derived",
+          concurrency: 4,
+          defaultTimeout: 300,
+          ownerId: "self-hosted",
+          createdAt: "2024-01-01T00:00:00.000Z",
+          updatedAt: "2024-01-01T00:00:00.000Z",
+        },
+        {
+          id: "full",
+          name: "Full",
+          concurrency: 9,
+          defaultTimeout: 1200,
+          ownerId: "team-a",
+          createdAt: "2024-05-01T00:00:00.000Z",
+          updatedAt: "2024-06-01T00:00:00.000Z",
+        },
+      ]);
+    });
   });
 });

@@ -141,7 +141,10 @@ describe("the first hour: the secrets file and the keys CLI", () => {
     const text = result.out.join("\n");
     expect(text).to.match(/pulumi config set --path 'apiKeys\[N\]\.hash' sha256:[0-9a-f]{64}/);
     expect(text).to.include("pulumi config set --path 'apiKeys[N].projectId' acme");
-    expect(text).to.include("pulumi config set --path 'apiKeys[N].concurrency' 5");
+    // The limit is the project's: it goes on the project's entry, not on the key.
+    expect(text).to.include("pulumi config set --path 'projects[M].id' acme");
+    expect(text).to.include("pulumi config set --path 'projects[M].concurrency' 5");
+    expect(text).to.not.include("apiKeys[N].concurrency");
     expect(text).to.not.match(/API-key secret \(or/);
   });
 });

@@ -7,7 +7,6 @@ import {
   hashApiKey,
   parseApiKeySet,
   type ApiKeyEntry,
-  type ApiKeyIndex,
 } from "../../lib/apikeys";
 import { isHttpError } from "../../lib/errors";
 import { createLogger } from "../../lib/logger";
@@ -29,6 +28,7 @@ import { apiFor, type Api } from "../reliability/api";
 
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const OPTIONS = { issuer: "wallcrawler-api", audience: "wallcrawler-proxy" };
+const DEFAULTS = { concurrency: 5, defaultTimeout: 300 };
 
 async function verifyOrReason(
   token: string,
@@ -367,8 +367,8 @@ describe("security: tokens and API keys", function () {
     const { key, entry } = generateApiKey("timing");
     const others = Array.from({ length: 50 }, (_, i) => generateApiKey(`other-${i}`).entry);
     const parsed = parseApiKeySet(JSON.stringify({ keys: [...others, entry] }));
-    expect(parsed).to.be.instanceOf(Map);
-    expect([...parsed.keys()].every((k) => /^sha256:[0-9a-f]{64}$/.test(k))).to.equal(true);
+    expect(parsed.keys).to.be.instanceOf(Map);
+    expect([...parsed.keys.keys()].every((k) => /^sha256:[0-9a-f]{64}$/.test(k))).to.equal(true);
 
     const lookups: string[] = [];
     class LookupOnly extends Map<string, ApiKeyEntry> {
@@ -395,14 +395,15 @@ describe("security: tokens and API keys", function () {
         throw new Error("authenticate must not walk the entries");
       }
     }
-    const index = new LookupOnly();
-    for (const [hash, value] of parsed) Map.prototype.set.call(index, hash, value);
+    const lookupOnly = new LookupOnly();
+    for (const [hash, value] of parsed.keys) Map.prototype.set.call(lookupOnly, hash, value);
+    const directory = { ...parsed, keys: lookupOnly };
 
     const near = key.slice(0, -1) + (key.endsWith("A") ? "B" : "A");
-    expect(authenticate(key, index as ApiKeyIndex, 5).projectId).to.equal("timing");
+    expect(authenticate(key, directory, DEFAULTS).projectId).to.equal("timing");
     let refused: unknown;
     try {
-      authenticate(near, index as ApiKeyIndex, 5);
+      authenticate(near, directory, DEFAULTS);
     } catch (error) {
       refused = error;
     }
@@ -428,7 +429,7 @@ describe("security: tokens and API keys", function () {
       const start = performance.now();
       for (let i = 0; i < PER_BATCH; i++) {
         try {
-          authenticate(presented, index, 5);
+          authenticate(presented, index, DEFAULTS);
         } catch {
           // refused, as expected
         }

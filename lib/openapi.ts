@@ -37,6 +37,16 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     description: "Session id",
   };
   const extensionId = { ...sessionId, description: "Extension id" };
+  const contextId = { ...sessionId, description: "Context id" };
+  const projectId = {
+    ...sessionId,
+    schema: { type: "string" },
+    description: "Project id (the API key's own)",
+  };
+  const json = (ref: string, description: string) => ({
+    description,
+    content: { "application/json": { schema: { $ref: `#/components/schemas/${ref}` } } },
+  });
   const common = {
     "401": errorResponse("Missing, malformed or unknown API key"),
     "503": errorResponse("A dependency (Redis, Secrets Manager) is unavailable; safe to retry"),
@@ -47,7 +57,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       title: "WallCrawler API",
       version,
       description:
-        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions and Extensions APIs. " +
+        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions, Extensions, Projects and Contexts APIs. " +
         "Authenticate with the X-BB-API-Key header (x-api-key is also accepted).",
     },
     security: [{ apiKey: [] }],
@@ -254,6 +264,121 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      "/v1/projects": {
+        get: {
+          operationId: "listProjects",
+          summary: "List projects: the API key's own project",
+          responses: {
+            "200": {
+              description: "One project",
+              content: {
+                "application/json": {
+                  schema: { type: "array", items: { $ref: "#/components/schemas/Project" } },
+                },
+              },
+            },
+            ...common,
+          },
+        },
+      },
+      "/v1/projects/{id}": {
+        get: {
+          operationId: "getProject",
+          summary: "Retrieve the key's project (its concurrency limit and default session timeout)",
+          parameters: [projectId],
+          responses: {
+            "200": json("Project", "The project"),
+            ...common,
+            "404": errorResponse("Not this API key's project"),
+          },
+        },
+      },
+      "/v1/projects/{id}/usage": {
+        get: {
+          operationId: "getProjectUsage",
+          summary:
+            "Usage of the sessions that ended in one UTC calendar month: each session's minutes rounded up (at least one), and the Proxy's bytes",
+          parameters: [
+            projectId,
+            {
+              name: "month",
+              in: "query",
+              required: false,
+              schema: { type: "string", pattern: "^\\d{4}-(0[1-9]|1[0-2])$" },
+              description: "YYYY-MM; default the current UTC month. Kept 400 days.",
+            },
+          ],
+          responses: {
+            "200": json("ProjectUsage", "The usage"),
+            "400": errorResponse("month is not YYYY-MM"),
+            ...common,
+            "404": errorResponse("Not this API key's project"),
+          },
+        },
+      },
+      "/v1/contexts": {
+        post: {
+          operationId: "createContext",
+          summary:
+            "Create a context: a browser profile kept between sessions, with its upload URL and public key",
+          requestBody: {
+            required: false,
+            content: {
+              "application/json": {
+                schema: {
+                  type: "object",
+                  properties: {
+                    projectId: { type: "string", description: "Optional; must be the key's project" },
+                    name: {
+                      type: "string",
+                      maxLength: 200,
+                      description: "Unique in the project, case-insensitively",
+                    },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            "201": json("ContextUpload", "The context's id, upload URL and public key"),
+            "400": errorResponse("Invalid body; the message names the field"),
+            ...common,
+            "409": errorResponse("The name is taken, or the project holds as many contexts as it may"),
+          },
+        },
+      },
+      "/v1/contexts/{id}": {
+        get: {
+          operationId: "getContext",
+          summary: "Retrieve a context",
+          parameters: [contextId],
+          responses: {
+            "200": json("Context", "The context"),
+            ...common,
+            "404": errorResponse("No such context in this project"),
+          },
+        },
+        put: {
+          operationId: "updateContext",
+          summary: "A fresh upload URL for the context (the key pair stays)",
+          parameters: [contextId],
+          responses: {
+            "200": json("ContextUpload", "The context's id, a new upload URL and its public key"),
+            ...common,
+            "404": errorResponse("No such context in this project"),
+          },
+        },
+        delete: {
+          operationId: "deleteContext",
+          summary: "Delete a context (a session already starting with it still restores it)",
+          parameters: [contextId],
+          responses: {
+            "204": { description: "Deleted" },
+            ...common,
+            "404": errorResponse("No such context in this project"),
+          },
+        },
+      },
     },
     components: {
       securitySchemes: { apiKey: { type: "apiKey", in: "header", name: "X-BB-API-Key" } },
@@ -305,6 +430,58 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             projectId: { type: "string" },
             createdAt: { type: "string", description: "ISO-8601 timestamp" },
             updatedAt: { type: "string", description: "ISO-8601 timestamp" },
+          },
+        },
+        Project: {
+          type: "object",
+          required: ["id", "name", "concurrency", "defaultTimeout", "ownerId", "createdAt", "updatedAt"],
+          properties: {
+            id: { type: "string" },
+            name: { type: "string" },
+            concurrency: {
+              type: "integer",
+              description: "Live sessions the project may hold at once (all its keys together)",
+            },
+            defaultTimeout: {
+              type: "integer",
+              description: "Seconds a session lives when its create names no timeout",
+            },
+            ownerId: { type: "string" },
+            createdAt: { type: "string", description: "ISO-8601 timestamp" },
+            updatedAt: { type: "string", description: "ISO-8601 timestamp" },
+          },
+        },
+        ProjectUsage: {
+          type: "object",
+          required: ["browserMinutes", "proxyBytes"],
+          properties: { browserMinutes: { type: "integer" }, proxyBytes: { type: "integer" } },
+        },
+        Context: {
+          type: "object",
+          required: ["id", "projectId", "createdAt", "updatedAt"],
+          properties: {
+            id: { type: "string" },
+            projectId: { type: "string" },
+            name: { type: "string" },
+            createdAt: { type: "string", description: "ISO-8601 timestamp" },
+            updatedAt: { type: "string", description: "ISO-8601 timestamp: the last upload or write-back" },
+          },
+        },
+        ContextUpload: {
+          type: "object",
+          required: ["id", "uploadUrl", "publicKey", "cipherAlgorithm", "initializationVectorSize"],
+          properties: {
+            id: { type: "string" },
+            uploadUrl: {
+              type: "string",
+              description: "PUT the encrypted archive here; expires in 10 minutes",
+            },
+            publicKey: {
+              type: "string",
+              description: "SPKI PEM (RSA-2048): wrap the archive's AES key with RSA-OAEP-SHA256",
+            },
+            cipherAlgorithm: { type: "string", enum: ["AES-256-CBC"] },
+            initializationVectorSize: { type: "integer", enum: [16] },
           },
         },
         Error: withoutDialect(jsonSchema(errorBodySchema(), "output")),

@@ -7,6 +7,7 @@ import { defineSessionScripts, SessionStore } from "./store";
 import { describeCause } from "./http";
 import { defineExtensionScripts, ExtensionStore } from "./extensions";
 import { objectStoreFrom } from "./objects";
+import { ContextStore, defineContextScripts } from "./contexts";
 
 export interface RuntimeOptions {
   env?: Record<string, string | undefined>;
@@ -55,6 +56,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
       const made = createRedisClient({ ...config.redis, password });
       defineSessionScripts(made);
       defineExtensionScripts(made);
+      defineContextScripts(made);
       let down = false;
       made.on("error", (error: unknown) => {
         // One line per outage, not one per reconnect attempt.
@@ -85,6 +87,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
       compensationClient: redis,
     }),
     extensions: new ExtensionStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
+    contexts: new ContextStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
     objects: config.objectStore ? objectStoreFrom(config.objectStore) : undefined,
     now: Date.now,
     newId: newSessionId,

@@ -1,11 +1,14 @@
 /** Domain types of a browser session, shared by the handlers, the store and the Proxy. */
 
-/** Statuses a client sees. TIMED_OUT is derived on read from `expiresAt`; PENDING is never stored. */
+/** Statuses a client sees. PENDING is never stored; see StoredStatus for TIMED_OUT. */
 export const SESSION_STATUSES = ["PENDING", "RUNNING", "ERROR", "TIMED_OUT", "COMPLETED"] as const;
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
 
-/** Statuses written to Redis: the API writes RUNNING and COMPLETED, the Proxy writes ERROR. */
-export type StoredStatus = "RUNNING" | "COMPLETED" | "ERROR";
+/**
+ * Statuses written to Redis: the API writes RUNNING and COMPLETED, the Proxy writes ERROR, the
+ * timeout sweep writes TIMED_OUT (until it runs, a RUNNING record past expiresAt reads as TIMED_OUT).
+ */
+export type StoredStatus = "RUNNING" | "COMPLETED" | "ERROR" | "TIMED_OUT";
 
 /** A session as stored (timestamps in epoch milliseconds). */
 export interface SessionRecord {
@@ -22,6 +25,8 @@ export interface SessionRecord {
   keepAlive: boolean;
   region: string;
   contextId?: string;
+  /** True when the session writes its context back when it ends (`browserSettings.context.persist`). */
+  contextPersist?: boolean;
   extensionId?: string;
   userMetadata?: Record<string, unknown>;
   /** Browser settings as requested, handed to the Proxy (stored as given, unknown fields included). */

@@ -1,5 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
-import { authenticate, parseApiKeySet, type Principal } from "./apikeys";
+import {
+  authenticate,
+  parseApiKeySet,
+  type ApiKeyDirectory,
+  type Principal,
+  type ProjectDefaults,
+} from "./apikeys";
 import { SESSION_TIMEOUT_MAX_SECONDS, type RuntimeConfig } from "./config";
 import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from "./errors";
 import type { Logger } from "./logger";
@@ -14,6 +20,7 @@ import {
 } from "./session";
 import { checkSessionExtension, type ExtensionStore } from "./extensions";
 import type { ObjectStore } from "./objects";
+import type { ContextStore, ContextUploadUrl } from "./contexts";
 import { matchesMetadata, type MetadataClause } from "./query";
 import { recordToFields, type SessionStore } from "./store";
 import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
@@ -33,14 +40,30 @@ export interface SessionDeps {
   objects?: ObjectStore;
   /** Pages of live sessions, where the connect host can tell (the local stack); else debug lists none. */
   pages?: PageLister;
+  /** Context metadata (Redis). */
+  contexts: ContextStore;
+  /**
+   * Where a context archive is uploaded: the local stack's own endpoint. Unset deployed, where
+   * the object store presigns an S3 PUT.
+   */
+  contextUploadUrl?: ContextUploadUrl;
 }
 
 export const newSessionId = (): string => randomUUID();
 
 /** Resolves the presented API key to its principal (401 when missing, malformed or unknown). */
 export async function authenticateKey(presented: string | undefined, deps: SessionDeps): Promise<Principal> {
-  const index = await deps.secrets.getParsed(deps.config.apiKeysSecretRef, parseApiKeySet);
-  return authenticate(presented, index, deps.config.defaultConcurrency);
+  return authenticate(presented, await keyDirectory(deps), projectDefaults(deps.config));
+}
+
+/** The API-key secret, parsed once per fetched value. */
+export function keyDirectory(deps: SessionDeps): Promise<ApiKeyDirectory> {
+  return deps.secrets.getParsed(deps.config.apiKeysSecretRef, parseApiKeySet);
+}
+
+/** What a project's missing fields default to. */
+export function projectDefaults(config: RuntimeConfig): ProjectDefaults {
+  return { concurrency: config.defaultConcurrency, defaultTimeout: config.defaultTimeoutSeconds };
 }
 
 export async function tokenKeys(deps: SessionDeps): Promise<TokenKeySet> {
@@ -145,7 +168,7 @@ export async function createSession(
 
   const keySet = await tokenKeys(deps);
   const now = deps.now();
-  const timeoutSeconds = body.timeout ?? config.defaultTimeoutSeconds;
+  const timeoutSeconds = body.timeout ?? principal.defaultTimeout;
   const record: SessionRecord = {
     id: deps.newId(),
     projectId: principal.projectId,
@@ -161,8 +184,14 @@ export async function createSession(
     region: config.region,
     proxyBytes: 0,
   };
-  const contextId = body.browserSettings?.context?.id;
-  if (contextId !== undefined) record.contextId = contextId;
+  const context = body.browserSettings?.context;
+  if (context !== undefined) {
+    const contextId = context.id.trim().toLowerCase();
+    // Context ids are UUIDs: anything else cannot name one (the script checks that it exists).
+    if (!UUID_PATTERN.test(contextId)) throw contextNotInProject(context.id);
+    record.contextId = contextId;
+    if (context.persist === true) record.contextPersist = true;
+  }
   const extensionId = body.extensionId ?? body.browserSettings?.extensionId;
   if (
     body.extensionId !== undefined &&
@@ -218,6 +247,14 @@ export async function createSession(
       { shouldRetry: retryAfter <= 5 },
     );
   }
+  if (outcome.kind === "no-context") throw contextNotInProject(record.contextId ?? "");
+  if (outcome.kind === "context-busy") {
+    throw new ConflictError(
+      `context ${record.contextId} is being persisted by session ${outcome.holderSessionId}; ` +
+        "a context is persisted by one session at a time: wait until that session has ended and " +
+        "its profile is saved, or create this session without persist",
+    );
+  }
   if (outcome.kind === "replay") {
     if (outcome.fingerprint !== fingerprint) {
       throw new ConflictError(
@@ -247,8 +284,16 @@ export function storedBytes(record: SessionRecord): number {
   return recordToFields(record).reduce((sum, part) => sum + Buffer.byteLength(part), 0);
 }
 
-/** Session ids are UUIDs; anything else cannot exist, so it is a 404 without asking Redis. */
+/** Session (and context) ids are UUIDs; anything else cannot exist, so it is a 404 without asking Redis. */
 const SESSION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID_PATTERN = SESSION_ID_PATTERN;
+
+/** The 400 for a create whose context is unknown, deleted or another project's (the same text for each). */
+function contextNotInProject(id: string): BadRequestError {
+  return new BadRequestError(
+    `browserSettings.context.id ${id.slice(0, 64)} is not a context of this project: create one with POST /v1/contexts first`,
+  );
+}
 
 /** The same 404 for an id that never existed and for another project's session, so ids cannot be probed. */
 export function sessionNotFound(id: string): NotFoundError {

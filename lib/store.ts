@@ -11,7 +11,29 @@ export const keys = {
   idempotency: (projectId: string, key: string) => `wc:{${projectId}}:idem:${key}`,
   extension: (projectId: string, id: string) => `wc:{${projectId}}:extension:${id}`,
   extensions: (projectId: string) => `wc:{${projectId}}:extensions`,
+  /** Usage of one UTC month (`YYYY-MM`): a hash of browserMinutes, proxyBytes, sessions. */
+  usage: (projectId: string, month: string) => `wc:{${projectId}}:usage:${month}`,
+  context: (projectId: string, id: string) => `wc:{${projectId}}:context:${id}`,
+  contexts: (projectId: string) => `wc:{${projectId}}:contexts`,
+  contextNames: (projectId: string) => `wc:{${projectId}}:context-names`,
 };
+
+/** How long a month's usage is kept after its last update: 400 days, so a year back is always there. */
+export const USAGE_RETENTION_MS = 400 * 24 * 3600 * 1000;
+
+/**
+ * After a session that persists a context ends, how long its writer (the Proxy or the local
+ * stand-in) has to write the profile back before another session may persist the context.
+ */
+export const CONTEXT_PERSIST_GRACE_MS = 120_000;
+
+/** Most expired sessions one create or one sweep step ends (the rest on the next one). */
+export const SWEEP_BATCH = 100;
+
+/** The UTC month (`YYYY-MM`) of an epoch-millisecond instant: the period usage is counted in. */
+export function usageMonth(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 7);
+}
 
 /**
  * The first lines of every mutating script: refuse to act once the request's deadline (ARGV[n],
@@ -24,6 +46,70 @@ export const DEADLINE_LUA = `
 local clock = redis.call('TIME')
 local redis_now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local function past_deadline(deadline) return redis_now > tonumber(deadline) end
+`;
+
+/**
+ * The one step that ends a live session, used by every script that ends one (release, fail,
+ * the timeout sweep and the create's pruning), so each ended session is counted exactly once:
+ * only a RUNNING record changes, and the change and the count are in the same script.
+ * Defines `end_session(record_key, active_key, status, ended_at, now, reason, prefixes)` where
+ * prefixes = {usage = 'wc:{p}:usage:', context = 'wc:{p}:context:', channel = ...}. It
+ * - writes status, endedAt, updatedAt (and errorReason) and removes the id from the active set;
+ * - adds the session's minutes (whole minutes, rounded up, at least one) and its proxyBytes to
+ *   the usage hash of the UTC month it ended in;
+ * - when it persisted a context it still holds, gives the writer CONTEXT_PERSIST_GRACE_MS;
+ * - publishes the event.
+ * Returns true when it ended the session, false when the record was not live (or is gone).
+ */
+export const END_SESSION_LUA = `
+local function usage_month(ms)
+  local z = math.floor(ms / 86400000) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d', y, m)
+end
+local function end_session(record_key, active_key, status, ended_at, now, reason, prefixes)
+  local r = redis.call('HMGET', record_key, 'id', 'status', 'startedAt', 'projectId', 'proxyBytes', 'contextId', 'contextPersist', 'updatedAt')
+  if not r[1] or r[2] ~= 'RUNNING' then return false end
+  local updated = math.max(tonumber(r[8]) or 0, ended_at)
+  redis.call('HSET', record_key, 'status', status, 'endedAt', ended_at, 'updatedAt', updated)
+  if reason ~= '' then redis.call('HSET', record_key, 'errorReason', reason) end
+  redis.call('ZREM', active_key, r[1])
+  local minutes = math.max(1, math.ceil((ended_at - tonumber(r[3])) / 60000))
+  local usage_key = prefixes.usage .. usage_month(ended_at)
+  redis.call('HINCRBY', usage_key, 'browserMinutes', minutes)
+  redis.call('HINCRBY', usage_key, 'proxyBytes', tonumber(r[5]) or 0)
+  redis.call('HINCRBY', usage_key, 'sessions', 1)
+  redis.call('PEXPIRE', usage_key, ${USAGE_RETENTION_MS})
+  if r[6] and r[7] == '1' then
+    local context_key = prefixes.context .. r[6]
+    if redis.call('HGET', context_key, 'persistHolder') == r[1] then
+      redis.call('HSET', context_key, 'persistUntil', now + ${CONTEXT_PERSIST_GRACE_MS})
+    end
+  end
+  local event = {TIMED_OUT = 'timed_out', COMPLETED = 'released', ERROR = 'error'}
+  redis.call('PUBLISH', prefixes.channel, cjson.encode({type = event[status], sessionId = r[1], projectId = r[4], at = ended_at}))
+  return true
+end
+local function sweep_expired(active_key, now, max, record_prefix, prefixes)
+  local ended = 0
+  local expired = redis.call('ZRANGEBYSCORE', active_key, '-inf', now, 'WITHSCORES', 'LIMIT', 0, max)
+  for i = 1, #expired, 2 do
+    local id = expired[i]
+    if end_session(record_prefix .. id, active_key, 'TIMED_OUT', tonumber(expired[i + 1]), now, '', prefixes) then
+      ended = ended + 1
+    else
+      redis.call('ZREM', active_key, id)
+    end
+  end
+  return ended, #expired / 2
+end
 `;
 
 /** What a script answers when it refused to act because the deadline had passed. */
@@ -45,34 +131,51 @@ export const DEFAULT_MAX_RETAINED_SESSIONS = 5_000;
 export const SESSION_EVENTS_CHANNEL = "wc:session-events";
 
 /**
- * Create, as one atomic script: replay an idempotent create, prune expired ids from the
- * project's active set, refuse when the project is at its limit, else write the record, both
- * indexes and the idempotency marker.
+ * Create, as one atomic script: replay an idempotent create, end the project's expired sessions
+ * (at most SWEEP_BATCH, counting their usage), check the context, refuse when the project is at
+ * its limit, else write the record, both indexes and the idempotency marker.
  * KEYS: record, active, sessions, idempotency.
- * ARGV: now, limit, id, expiresAt, recordExpireAt, listCutoff, idemValue ('' = none), idemTtlMs,
- * deadline, maxRetained, recordKeyPrefix, field, value, ...
+ * ARGV: now(1), limit(2), id(3), expiresAt(4), recordExpireAt(5), listCutoff(6), idemValue(7)
+ * ('' = none), idemTtlMs(8), deadline(9), maxRetained(10), recordKeyPrefix(11), usagePrefix(12),
+ * contextPrefix(13), channel(14), contextMode(15) ('' none, 'use', 'persist'), contextId(16),
+ * field, value, ... (from 17).
  * Past `maxRetained` sessions in the project's list, the oldest that are not live are dropped
  * (record and list entry) in the same step, so one tenant's history cannot grow without bound.
+ * A `persist` context is taken for this session until it ends plus CONTEXT_PERSIST_GRACE_MS (or
+ * until its writer finishes): a second session that would persist it meanwhile is refused.
  * Returns {1, liveCount} created; {0, liveCount, earliestExpiresAt} at the limit; {2, storedIdemValue}
- * replay; {3} past the deadline (nothing written).
+ * replay; {3} past the deadline (nothing written); {4} no such context; {5, holderSessionId} the
+ * context is being persisted by another session.
  */
-export const CREATE_SESSION_LUA = `${DEADLINE_LUA}
+export const CREATE_SESSION_LUA = `${DEADLINE_LUA}${END_SESSION_LUA}
 if past_deadline(ARGV[9]) then return {3} end
 local now = tonumber(ARGV[1])
 if ARGV[7] ~= '' then
   local previous = redis.call('GET', KEYS[4])
   if previous then return {2, previous} end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local live = redis.call('ZCARD', KEYS[2])
+local prefixes = {usage = ARGV[12], context = ARGV[13], channel = ARGV[14]}
+sweep_expired(KEYS[2], now, ${SWEEP_BATCH}, ARGV[11], prefixes)
+local context_key = ARGV[13] .. ARGV[16]
+if ARGV[15] ~= '' then
+  if redis.call('EXISTS', context_key) == 0 then return {4} end
+  if ARGV[15] == 'persist' then
+    local lock = redis.call('HMGET', context_key, 'persistHolder', 'persistUntil')
+    if lock[1] and lock[1] ~= ARGV[3] and tonumber(lock[2]) > now then return {5, lock[1]} end
+  end
+end
+local live = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 if live >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return {0, live, first[2]}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 12))
+redis.call('HSET', KEYS[1], unpack(ARGV, 17))
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 redis.call('ZADD', KEYS[3], now, ARGV[3])
+if ARGV[15] == 'persist' then
+  redis.call('HSET', context_key, 'persistHolder', ARGV[3], 'persistUntil', tonumber(ARGV[4]) + ${CONTEXT_PERSIST_GRACE_MS})
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
 local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[10])
 if excess > 0 then
@@ -96,51 +199,72 @@ return {1, live + 1}
 /**
  * Undoes a create whose caller was answered 503 (a timeout or a dropped connection): if the
  * script ran before Redis stalled but its reply never arrived, the session exists though nobody
- * was told, so it is removed again. Sent on the same connection right after the failure, so it
- * runs after the create if the create runs at all. Harmless when the create never ran.
- * KEYS: record, active, sessions, idempotency. ARGV: id, idemValue ('' = none).
+ * was told, so it is removed again (with the context it took). Sent on the same connection right
+ * after the failure, so it runs after the create if the create runs at all. Harmless when the
+ * create never ran. KEYS: record, active, sessions, idempotency. ARGV: id, idemValue ('' = none),
+ * contextKey ('' = none).
  */
 export const VOID_SESSION_LUA = `
 if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[2] ~= '' and redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
+if ARGV[3] ~= '' and redis.call('HGET', ARGV[3], 'persistHolder') == ARGV[1] then
+  redis.call('HDEL', ARGV[3], 'persistHolder', 'persistUntil')
+end
 return 1
 `;
 
 /**
- * Release, as one atomic script: a live RUNNING session becomes COMPLETED with endedAt, leaves
- * the active set and an event is published; an ended (or timed-out) session is left unchanged.
- * KEYS: record, active. ARGV: now, channel, deadline. Returns the record's fields, nil when it
- * does not exist, or PAST_DEADLINE (nothing changed).
+ * Release, as one atomic script: a live RUNNING session becomes COMPLETED at `now`; a RUNNING
+ * session already past expiresAt becomes TIMED_OUT at expiresAt (the sweep had not reached it);
+ * either way through end_session, so it is counted once. An ended session is left unchanged.
+ * KEYS: record, active. ARGV: now, channel, deadline, usagePrefix, contextPrefix. Returns the
+ * record's fields, nil when it does not exist, or PAST_DEADLINE (nothing changed).
  */
-export const RELEASE_SESSION_LUA = `${DEADLINE_LUA}
+export const RELEASE_SESSION_LUA = `${DEADLINE_LUA}${END_SESSION_LUA}
 if past_deadline(ARGV[3]) then return '${PAST_DEADLINE}' end
-local record = redis.call('HMGET', KEYS[1], 'id', 'status', 'expiresAt', 'projectId')
+local record = redis.call('HMGET', KEYS[1], 'id', 'expiresAt')
 if not record[1] then return false end
 local now = tonumber(ARGV[1])
-if record[2] == 'RUNNING' and tonumber(record[3]) > now then
-  redis.call('HSET', KEYS[1], 'status', 'COMPLETED', 'endedAt', ARGV[1], 'updatedAt', ARGV[1])
-  redis.call('ZREM', KEYS[2], record[1])
-  redis.call('PUBLISH', ARGV[2], cjson.encode({type = 'released', sessionId = record[1], projectId = record[4], at = now}))
+local prefixes = {usage = ARGV[4], context = ARGV[5], channel = ARGV[2]}
+if tonumber(record[2]) > now then
+  end_session(KEYS[1], KEYS[2], 'COMPLETED', now, now, '', prefixes)
+else
+  end_session(KEYS[1], KEYS[2], 'TIMED_OUT', tonumber(record[2]), now, '', prefixes)
 end
 return redis.call('HGETALL', KEYS[1])
 `;
 
 /**
- * Marks a live session ERROR (the Proxy calls this when its browser dies).
- * KEYS: record, active. ARGV: now, reason, channel, deadline.
+ * Marks a live session ERROR (the Proxy calls this when its browser dies); past expiresAt it
+ * has TIMED_OUT instead. KEYS: record, active. ARGV: now, reason, channel, deadline, usagePrefix,
+ * contextPrefix.
  */
-export const FAIL_SESSION_LUA = `${DEADLINE_LUA}
+export const FAIL_SESSION_LUA = `${DEADLINE_LUA}${END_SESSION_LUA}
 if past_deadline(ARGV[4]) then return '${PAST_DEADLINE}' end
-local record = redis.call('HMGET', KEYS[1], 'id', 'status', 'projectId')
+local record = redis.call('HMGET', KEYS[1], 'id', 'expiresAt')
 if not record[1] then return false end
-if record[2] == 'RUNNING' then
-  redis.call('HSET', KEYS[1], 'status', 'ERROR', 'endedAt', ARGV[1], 'updatedAt', ARGV[1], 'errorReason', ARGV[2])
-  redis.call('ZREM', KEYS[2], record[1])
-  redis.call('PUBLISH', ARGV[3], cjson.encode({type = 'error', sessionId = record[1], projectId = record[3], at = tonumber(ARGV[1])}))
+local now = tonumber(ARGV[1])
+local prefixes = {usage = ARGV[5], context = ARGV[6], channel = ARGV[3]}
+if tonumber(record[2]) > now then
+  end_session(KEYS[1], KEYS[2], 'ERROR', now, now, ARGV[2], prefixes)
+else
+  end_session(KEYS[1], KEYS[2], 'TIMED_OUT', tonumber(record[2]), now, '', prefixes)
 end
 return redis.call('HGETALL', KEYS[1])
+`;
+
+/**
+ * The timeout sweep of one project: ends (TIMED_OUT at expiresAt, counted) up to ARGV[2] of its
+ * sessions whose expiresAt has passed. KEYS: active. ARGV: now, max, recordPrefix, usagePrefix,
+ * contextPrefix, channel, deadline. Returns {ended, examined} or {-1} past the deadline.
+ */
+export const SWEEP_EXPIRED_LUA = `${DEADLINE_LUA}${END_SESSION_LUA}
+if past_deadline(ARGV[7]) then return {-1} end
+local ended, examined = sweep_expired(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3],
+  {usage = ARGV[4], context = ARGV[5], channel = ARGV[6]})
+return {ended, examined}
 `;
 
 type ScriptClient = RedisClient & {
@@ -148,6 +272,7 @@ type ScriptClient = RedisClient & {
   wcReleaseSession(...args: (string | number)[]): Promise<string[] | string | null>;
   wcFailSession(...args: (string | number)[]): Promise<string[] | string | null>;
   wcVoidSession(...args: (string | number)[]): Promise<number>;
+  wcSweepExpired(...args: (string | number)[]): Promise<number[]>;
 };
 
 /** Registers the store's scripts on a client (EVALSHA with EVAL fallback). Call once per client. */
@@ -156,6 +281,7 @@ export function defineSessionScripts(client: RedisClient): void {
   client.defineCommand("wcReleaseSession", { numberOfKeys: 2, lua: RELEASE_SESSION_LUA });
   client.defineCommand("wcFailSession", { numberOfKeys: 2, lua: FAIL_SESSION_LUA });
   client.defineCommand("wcVoidSession", { numberOfKeys: 4, lua: VOID_SESSION_LUA });
+  client.defineCommand("wcSweepExpired", { numberOfKeys: 1, lua: SWEEP_EXPIRED_LUA });
 }
 
 /** Flattens a record into Redis hash field/value pairs (absent optional fields are omitted). */
@@ -176,6 +302,7 @@ export function recordToFields(record: SessionRecord): string[] {
   ]; // prettier-ignore
   if (record.endedAt !== undefined) fields.push("endedAt", String(record.endedAt));
   if (record.contextId !== undefined) fields.push("contextId", record.contextId);
+  if (record.contextPersist) fields.push("contextPersist", "1");
   if (record.extensionId !== undefined) fields.push("extensionId", record.extensionId);
   if (record.userMetadata !== undefined) {
     fields.push("userMetadata", JSON.stringify(record.userMetadata));
@@ -208,6 +335,7 @@ export function fieldsToRecord(hash: Record<string, string>): SessionRecord | un
   };
   if (hash.endedAt) record.endedAt = Number(hash.endedAt);
   if (hash.contextId) record.contextId = hash.contextId;
+  if (hash.contextPersist === "1") record.contextPersist = true;
   if (hash.extensionId) record.extensionId = hash.extensionId;
   if (hash.userMetadata) record.userMetadata = JSON.parse(hash.userMetadata);
   if (hash.browserSettings) record.browserSettings = JSON.parse(hash.browserSettings);
@@ -234,6 +362,12 @@ function recordFromScript(reply: string[] | string | null): SessionRecord | unde
   return Array.isArray(reply) ? fieldsToRecord(pairsToHash(reply)) : undefined;
 }
 
+/** What the create script does with the record's context: nothing, read it, or take it to persist. */
+function contextMode(record: SessionRecord): "" | "use" | "persist" {
+  if (record.contextId === undefined) return "";
+  return record.contextPersist ? "persist" : "use";
+}
+
 /** One page of the project's `sessions` index, newest first. */
 function newestIds(client: RedisClient, projectId: string, options: ListOptions): Promise<string[]> {
   return client.zrevrange(keys.sessions(projectId), options.offset, options.offset + options.count - 1);
@@ -258,7 +392,11 @@ const LIST_FIELDS = [
 export type CreateOutcome =
   | { kind: "created"; liveCount: number }
   | { kind: "limited"; liveCount: number; earliestExpiresAt: number }
-  | { kind: "replay"; fingerprint: string; sessionId: string };
+  | { kind: "replay"; fingerprint: string; sessionId: string }
+  /** The record names a context that does not exist (or was deleted meanwhile). */
+  | { kind: "no-context" }
+  /** The record would persist a context another session is persisting. */
+  | { kind: "context-busy"; holderSessionId: string };
 
 export interface CreateRequest {
   record: SessionRecord;
@@ -332,6 +470,11 @@ export class SessionStore {
         this.deadline(),
         request.maxRetained ?? DEFAULT_MAX_RETAINED_SESSIONS,
         keys.session(p, ""),
+        keys.usage(p, ""),
+        keys.context(p, ""),
+        SESSION_EVENTS_CHANNEL,
+        contextMode(record),
+        record.contextId ?? "",
         ...recordToFields(record),
       ),
     ).catch((error: unknown) => {
@@ -341,6 +484,8 @@ export class SessionStore {
     });
     const code = Number(result[0]);
     if (code === 3) throw pastDeadline();
+    if (code === 4) return { kind: "no-context" };
+    if (code === 5) return { kind: "context-busy", holderSessionId: String(result[1]) };
     if (code === 1) return { kind: "created", liveCount: Number(result[1]) };
     if (code === 0)
       return { kind: "limited", liveCount: Number(result[1]), earliestExpiresAt: Number(result[2]) };
@@ -361,6 +506,7 @@ export class SessionStore {
           keys.idempotency(p, idemKey),
           record.id,
           idemValue,
+          record.contextPersist && record.contextId ? keys.context(p, record.contextId) : "",
         ),
       )
       .catch(() => undefined);
@@ -381,6 +527,8 @@ export class SessionStore {
         now,
         SESSION_EVENTS_CHANNEL,
         this.deadline(),
+        keys.usage(projectId, ""),
+        keys.context(projectId, ""),
       ),
     );
     return recordFromScript(pairs);
@@ -396,9 +544,50 @@ export class SessionStore {
         reason,
         SESSION_EVENTS_CHANNEL,
         this.deadline(),
+        keys.usage(projectId, ""),
+        keys.context(projectId, ""),
       ),
     );
     return recordFromScript(pairs);
+  }
+
+  /**
+   * Ends every session of the project whose expiresAt has passed (TIMED_OUT, counted in usage),
+   * in steps of SWEEP_BATCH; returns how many it ended. The scheduled sweep calls this for every
+   * project, so a timed-out session is counted even if nobody reads it.
+   */
+  async sweepExpired(projectId: string, now: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [ended, examined] = await this.guard(async () =>
+        (await this.scripts()).wcSweepExpired(
+          keys.active(projectId),
+          now,
+          SWEEP_BATCH,
+          keys.session(projectId, ""),
+          keys.usage(projectId, ""),
+          keys.context(projectId, ""),
+          SESSION_EVENTS_CHANNEL,
+          this.deadline(),
+        ),
+      );
+      if (Number(ended) === -1) throw pastDeadline();
+      total += Number(ended);
+      if (Number(examined) < SWEEP_BATCH) return total;
+    }
+  }
+
+  /** The project's usage in one UTC month (`YYYY-MM`): zeros for a month with no ended session. */
+  async usage(
+    projectId: string,
+    month: string,
+  ): Promise<{ browserMinutes: number; proxyBytes: number; sessions: number }> {
+    const hash = await this.guard(async () => (await this.client()).hgetall(keys.usage(projectId, month)));
+    return {
+      browserMinutes: Number(hash.browserMinutes ?? 0),
+      proxyBytes: Number(hash.proxyBytes ?? 0),
+      sessions: Number(hash.sessions ?? 0),
+    };
   }
 
   /**

@@ -25,7 +25,8 @@ export interface SessionTokenClaims {
   tokenId: string;
 }
 
-export type TokenScope = "connect" | "debug";
+/** `upload` tokens are for the local stack's context-upload endpoint (their `sub` is the context id). */
+export type TokenScope = "connect" | "debug" | "upload";
 
 export interface TokenOptions {
   issuer: string;

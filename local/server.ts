@@ -5,6 +5,7 @@ import { matchRoute, ROUTES, type RouteDefinition } from "../handlers/routes";
 import type { HttpEvent, HttpHandler, HttpResult } from "../lib/http";
 import { buildOpenApiDocument } from "../lib/openapi";
 import type { SessionDeps } from "../lib/sessions";
+import { CONTEXT_ARCHIVE_PATH } from "./context-uploads";
 
 /** API Gateway refuses larger payloads before a function sees them. */
 const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -92,7 +93,12 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
  */
 export function createLocalServer(
   deps: SessionDeps,
-  options: { routes?: readonly RouteDefinition[]; extra?: ExtraRoutes } = {},
+  options: {
+    routes?: readonly RouteDefinition[];
+    extra?: ExtraRoutes;
+    /** `PUT /v1/contexts/<id>/archive` (the local stand-in for a presigned S3 PUT). */
+    contextArchive?: (req: IncomingMessage, res: ServerResponse, contextId: string) => void;
+  } = {},
 ): Server {
   const routes = options.routes ?? ROUTES;
   const handlers = new Map<RouteDefinition, HttpHandler>(routes.map((route) => [route, route.factory(deps)]));
@@ -104,6 +110,9 @@ export function createLocalServer(
       const path = new URL(req.url ?? "/", "http://localhost").pathname;
       const extra = options.extra?.[`${req.method} ${path}`];
       if (extra) return extra(req, res);
+      const archive = req.method === "PUT" ? CONTEXT_ARCHIVE_PATH.exec(path) : null;
+      if (archive && options.contextArchive)
+        return options.contextArchive(req, res, decodeURIComponent(archive[1]));
       if (req.method === "GET" && path === "/openapi.json") {
         res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
         res.end(openApi);

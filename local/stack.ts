@@ -5,6 +5,11 @@ import { FileObjectStore } from "../lib/objects";
 import { createRuntime, type Runtime } from "../lib/runtime";
 import type { Logger } from "../lib/logger";
 import { ConnectServer } from "./connect/server";
+import { handleContextArchiveUpload, localContextUploadUrl } from "./context-uploads";
+import { sweepHandler } from "../handlers/sweep";
+
+/** How often the local stack runs the timeout sweep (deployed: every minute). */
+export const LOCAL_SWEEP_INTERVAL_MS = 5000;
 import { probeRedis } from "./redis-probe";
 import { startRedisServer, type RedisServer } from "./redis-server";
 import { ensureSecretsFile, mintFirstKey, secretsPath } from "./secrets-file";
@@ -141,8 +146,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await runtime?.close();
     throw error;
   }
-  const server = createLocalServer(runtime, { extra: options.extra });
+  const live = runtime;
   const port = options.port ?? Number(process.env.PORT ?? 3000);
+  let boundPort = port;
+  // Context uploads go to this server (the stand-in for presigned S3 PUTs), whatever port it got.
+  runtime.contextUploadUrl = localContextUploadUrl(runtime, () => `http://127.0.0.1:${boundPort}`);
+  const server = createLocalServer(runtime, {
+    extra: options.extra,
+    contextArchive: (req, res, contextId) => void handleContextArchiveUpload(live, req, res, contextId),
+  });
   try {
     await new Promise<void>((resolveListen, reject) => {
       server.once("error", reject);
@@ -154,6 +166,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     throw error;
   }
   const actualPort = (server.address() as AddressInfo).port;
+  boundPort = actualPort;
+  // The deployed stack's scheduled sweep, more often: timed-out sessions end and count within seconds.
+  const sweep = sweepHandler(runtime);
+  let sweeping: Promise<unknown> = Promise.resolve();
+  const sweeper = setInterval(() => {
+    sweeping = sweep().catch(() => undefined); // each failure is already logged per project
+  }, LOCAL_SWEEP_INTERVAL_MS);
+  sweeper.unref();
   // Only now that the stack is up: a start that failed before this point has shown no key, so it mints none.
   const first = mintFirstKey(secretsFile);
   if (first) runtime.secrets.invalidate(runtime.config.apiKeysSecretRef);
@@ -169,6 +189,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     redis,
     connect,
     stop: async () => {
+      clearInterval(sweeper);
+      await sweeping;
       await new Promise<void>((done) => server.close(() => done()));
       server.closeAllConnections?.();
       await connect?.close();

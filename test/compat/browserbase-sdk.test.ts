@@ -60,6 +60,7 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
   describe("sessions", () => {
     it("create sends api_timeout as timeout and returns a SessionCreateResponse", async () => {
       const proxy = await startFaultProxy(world.url, () => "pass");
+      const context = await bb.contexts.create();
       try {
         const viaProxy = client(main, { baseURL: proxy.url });
         const params: Browserbase.SessionCreateParams = {
@@ -69,7 +70,7 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
           userMetadata: { order: "42", customer: { tier: "gold" } },
           browserSettings: {
             viewport: { width: 1280, height: 800 },
-            context: { id: "ctx-1", persist: true },
+            context: { id: context.id, persist: true },
             blockAds: true,
             solveCaptchas: false,
             recordSession: false,
@@ -94,7 +95,7 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
         expect(created.region).to.equal("us-west-2");
         expect(created.keepAlive).to.equal(true);
         expect(created.proxyBytes).to.equal(0);
-        expect(created.contextId).to.equal("ctx-1");
+        expect(created.contextId).to.equal(context.id);
         expect(created.userMetadata).to.deep.equal(params.userMetadata);
         expect(Date.parse(created.expiresAt) - Date.parse(created.createdAt)).to.be.within(120_000, 120_999);
         expect(created.connectUrl).to.match(
@@ -488,10 +489,6 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
       const session = await bb.sessions.create();
       const file = () => toFile(Buffer.from("PK\x05\x06" + "\0".repeat(18)), "extension.zip");
       const calls: [string, () => Promise<unknown>][] = [
-        ["contexts.create", () => bb.contexts.create({ projectId: main.projectId })],
-        ["contexts.retrieve", () => bb.contexts.retrieve("ctx-1")],
-        ["projects.list", () => bb.projects.list()],
-        ["projects.usage", () => bb.projects.usage(main.projectId)],
         ["sessions.downloads.list", () => bb.sessions.downloads.list(session.id)],
         ["sessions.logs.list", () => bb.sessions.logs.list(session.id)],
         ["sessions.recording.retrieve", () => bb.sessions.recording.retrieve(session.id)],

@@ -137,11 +137,13 @@ describe("POST /v1/sessions", () => {
     });
 
     it("returns contextId from browserSettings.context.id", async () => {
-      const res = await create(world.addKey(uniqueProject()), {
-        browserSettings: { context: { id: "ctx-123", persist: true } },
+      const project = uniqueProject();
+      const contextId = await world.addContext(project);
+      const res = await create(world.addKey(project), {
+        browserSettings: { context: { id: contextId.toUpperCase(), persist: true } },
       });
       expect(res.statusCode, res.body).to.equal(201);
-      expect(JSON.parse(res.body).contextId).to.equal("ctx-123");
+      expect(JSON.parse(res.body).contextId).to.equal(contextId);
     });
 
     it("stores Browserbase's browserSettings for the Proxy and drops fields outside that set", async () => {

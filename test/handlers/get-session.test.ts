@@ -60,11 +60,12 @@ describe("GET /v1/sessions/{id}", () => {
   it("returns the Session with every field, ISO timestamps, a fresh connectUrl and no signingKey field", async () => {
     const project = uniqueProject();
     const key = world.addKey(project);
+    const contextId = await world.addContext(project);
     const created = await createSession(key, {
       timeout: 600,
       keepAlive: true,
       userMetadata: { order: "42", nested: { a: 1 } },
-      browserSettings: { context: { id: "ctx-1", persist: true } },
+      browserSettings: { context: { id: contextId, persist: true } },
       proxies: [{ type: "external", server: "http://proxy.example:8080", password: "hunter2-secret" }],
     });
 
@@ -82,7 +83,7 @@ describe("GET /v1/sessions/{id}", () => {
       keepAlive: true,
       proxyBytes: 0,
       region: "us-west-2",
-      contextId: "ctx-1",
+      contextId,
       createdAt: created.createdAt,
       startedAt: created.startedAt,
       expiresAt: created.expiresAt,

@@ -154,7 +154,7 @@ describe("POST /v1/sessions/{id}", () => {
     expect(await settledEventsFor(created.id)).to.have.length(1);
   });
 
-  it("answers a release of a timed-out session with 200 and TIMED_OUT, publishing nothing", async () => {
+  it("answers a release of a timed-out session with 200 and TIMED_OUT, publishing the timeout once", async () => {
     const project = uniqueProject();
     const key = world.addKey(project);
     const created = await createSession(key, { timeout: 60 });
@@ -162,7 +162,13 @@ describe("POST /v1/sessions/{id}", () => {
     const res = await release(key, created.id, later);
     expect(res.statusCode, res.body).to.equal(200);
     expect(JSON.parse(res.body)).to.include({ status: "TIMED_OUT", endedAt: created.expiresAt });
-    expect(await settledEventsFor(created.id)).to.have.length(0);
+    // The release found the session expired before the sweep did: it ended it as TIMED_OUT.
+    const published = await settledEventsFor(created.id);
+    expect(published).to.have.length(1);
+    expect(published[0]).to.include({ type: "timed_out", at: Date.parse(created.expiresAt) });
+    const again = await release(key, created.id, later);
+    expect(JSON.parse(again.body)).to.include({ status: "TIMED_OUT", endedAt: created.expiresAt });
+    expect(await settledEventsFor(created.id)).to.have.length(1);
   });
 
   it("refuses any body other than a release with 400, and leaves the session RUNNING", async () => {

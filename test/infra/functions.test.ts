@@ -9,6 +9,7 @@ import {
   LAMBDA_ARCHITECTURE,
   LAMBDA_RUNTIME,
   routeTable,
+  SWEEP_NAME,
 } from "../../infra/functions";
 import { apiEvent, ctx } from "../support/fixtures";
 import { find, installMocks, ofType, promiseOf, settle, T } from "./mocks";
@@ -89,7 +90,10 @@ describe("infra/functions", () => {
     it("uses only the objects under the store's prefixes of the one bucket, and refuses a non-bucket ARN", () => {
       const doc = functionPolicyDocument([ARN("a")], logs, "arn:aws:s3:::wc-objects");
       const objects = doc.Statement.find((s) => s.Sid === "UseObjectStore")!;
-      expect(objects.Resource).to.deep.equal(["arn:aws:s3:::wc-objects/extensions/*"]);
+      expect(objects.Resource).to.deep.equal([
+        "arn:aws:s3:::wc-objects/extensions/*",
+        "arn:aws:s3:::wc-objects/contexts/*",
+      ]);
       expect(objects.Action).to.deep.equal([
         "s3:GetObject",
         "s3:PutObject",
@@ -154,7 +158,9 @@ describe("infra/functions", () => {
       const made = ofType(T.lambda, "t-fn-")
         .map((r) => r.name)
         .sort();
-      expect(made).to.deep.equal([`t-fn-${FALLBACK_NAME}`, `t-fn-${ROUTES[0].name}`].sort());
+      expect(made).to.deep.equal(
+        [`t-fn-${FALLBACK_NAME}`, `t-fn-${SWEEP_NAME}`, `t-fn-${ROUTES[0].name}`].sort(),
+      );
       for (const fn of ofType(T.lambda, "t-fn-")) {
         expect(fn.inputs).to.include({
           runtime: LAMBDA_RUNTIME,

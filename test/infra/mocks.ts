@@ -188,6 +188,13 @@ function fakeResource(args: pulumi.runtime.MockResourceArgs): { id: string; stat
       return { id: `${inputs.bucket}`, state: { ...inputs } };
     case "aws:lambda/permission:Permission":
       return { id: `${physical}`, state: { ...inputs, statementId: physical } };
+    case "aws:cloudwatch/eventRule:EventRule":
+      return {
+        id: `${physical}`,
+        state: { ...inputs, name: physical, arn: arn("events", `rule/${physical}`) },
+      };
+    case "aws:cloudwatch/eventTarget:EventTarget":
+      return { id: `${inputs.rule}-${digest(name, 8)}`, state: { ...inputs } };
     case "aws:apigatewayv2/api:Api": {
       const id = digest(name, 10);
       return {
@@ -368,6 +375,8 @@ export const T = {
   logGroup: "aws:cloudwatch/logGroup:LogGroup",
   lambda: "aws:lambda/function:Function",
   permission: "aws:lambda/permission:Permission",
+  eventRule: "aws:cloudwatch/eventRule:EventRule",
+  eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
   api: "aws:apigatewayv2/api:Api",
   integration: "aws:apigatewayv2/integration:Integration",
   route: "aws:apigatewayv2/route:Route",

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { ROUTES } from "../../handlers/routes";
-import { EXCLUDED_PACKAGES, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME } from "../../infra/functions";
+import { EXCLUDED_PACKAGES, LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, SWEEP_NAME } from "../../infra/functions";
 import {
   ACCOUNT,
   generatedSecrets,
@@ -62,10 +62,10 @@ describe("the whole program (dev stack config, under mocks)", function () {
     expect(await promiseOf(program.currentTokenKeyId)).to.equal("k1");
   });
 
-  it("makes one function per route plus the fallback, each with its own log group", () => {
+  it("makes one function per route plus the fallback and the sweep, each with its own log group", () => {
     const functions = mine(T.lambda);
-    expect(functions).to.have.length(ROUTES.length + 1);
-    expect(mine(T.logGroup)).to.have.length(ROUTES.length + 2); // + the API's access logs
+    expect(functions).to.have.length(ROUTES.length + 2);
+    expect(mine(T.logGroup)).to.have.length(ROUTES.length + 3); // + the API's access logs
     for (const fn of functions) {
       const group = mine(T.logGroup).find((g) => g.state.name === fn.inputs.loggingConfig?.logGroup);
       expect(group, `${fn.name} logs to its own group`).to.not.equal(undefined);
@@ -159,7 +159,8 @@ describe("the whole program (dev stack config, under mocks)", function () {
     expect(reads[0].Action).to.deep.equal(["secretsmanager:GetSecretValue"]);
     expect([...reads[0].Resource].sort()).to.deep.equal([...secretArns].sort());
     const objects = policy.Statement.find((s: { Sid: string }) => s.Sid === "UseObjectStore");
-    expect(objects.Resource).to.deep.equal([`${await promiseOf(program.objectsBucketArn)}/extensions/*`]);
+    const bucketArn = await promiseOf(program.objectsBucketArn);
+    expect(objects.Resource).to.deep.equal([`${bucketArn}/extensions/*`, `${bucketArn}/contexts/*`]);
     const logs = policy.Statement.find((s: { Sid: string }) => s.Sid === "WriteOwnLogs");
     expect(logs.Resource).to.have.length(mine(T.lambda).length);
     for (const resource of logs.Resource) expect(resource).to.match(/^arn:aws:logs:.+:log-group:.+:\*$/);
@@ -226,9 +227,27 @@ describe("the whole program (dev stack config, under mocks)", function () {
     }
   });
 
+  it("runs the timeout sweep every minute from an EventBridge schedule that alone may invoke it", () => {
+    const sweep = mine(T.lambda).find((fn) => fn.name === `api-fn-${SWEEP_NAME}`)!;
+    expect(sweep, "the sweep function").to.not.equal(undefined);
+    const [rule] = mine(T.eventRule);
+    expect(rule.inputs.scheduleExpression).to.equal("rate(1 minute)");
+    const [target] = mine(T.eventTarget);
+    expect(target.inputs).to.include({ rule: rule.state.name, arn: sweep.state.arn });
+    const invoke = mine(T.permission).filter((p) => p.inputs.principal === "events.amazonaws.com");
+    expect(invoke).to.have.length(1);
+    expect(invoke[0].inputs).to.include({
+      function: sweep.state.name,
+      action: "lambda:InvokeFunction",
+      sourceArn: rule.state.arn,
+    });
+    // Nothing routes to it: it is not behind the API.
+    expect(mine(T.integration).map((i) => i.inputs.integrationUri)).to.not.include(sweep.state.arn);
+  });
+
   it("lets only this API invoke each function, on its own route", () => {
     const api = one(T.api);
-    const permissions = mine(T.permission);
+    const permissions = mine(T.permission).filter((p) => p.inputs.principal !== "events.amazonaws.com");
     expect(permissions).to.have.length(ROUTES.length + 1);
     for (const permission of permissions) {
       expect(permission.inputs.principal).to.equal("apigateway.amazonaws.com");
@@ -291,7 +310,8 @@ describe("the whole program (dev stack config, under mocks)", function () {
     // rules, cache (password, secret + version, subnet group, replication group), 2 secrets + versions
     // + 1 random key, role + policy, API + stage + access logs, ALB + listener + target group,
     // object store bucket + public access block, ownership, encryption, lifecycle and policy, and
-    // the cache's parameter group.
-    expect(custom.length).to.equal(35 + 5 * (ROUTES.length + 1));
+    // the cache's parameter group. The timeout sweep: its function, log group, schedule rule,
+    // target and invoke permission.
+    expect(custom.length).to.equal(35 + 5 * (ROUTES.length + 1) + 5);
   });
 });

@@ -266,6 +266,8 @@ describe("SessionStore", () => {
       const now = Date.now();
       const rec: SessionRecord = { ...full, id: randomUUID(), projectId: project, status: "RUNNING" };
       Object.assign(rec, { createdAt: now, updatedAt: now, startedAt: now, expiresAt: now + 300_000 });
+      // The record names a context: the create script checks that it exists.
+      await redis.hset(keys.context(project, rec.contextId!), "id", rec.contextId!);
       expect((await store.create(request(rec, 5))).kind).to.equal("created");
       expect(await store.get(project, rec.id)).to.deep.equal(rec);
       expect(await redis.hget(keys.session(project, rec.id), "keepAlive")).to.equal("1");

@@ -97,10 +97,16 @@ describe("bad input: property-based requests to every route", function () {
     } else {
       counts.succeeded++;
       if (res.statusCode !== 204) expect(() => JSON.parse(res.body), summary).not.to.throw();
-      if (res.statusCode === 201 && request.path.startsWith("/v1/extensions")) {
+      const kind = /^\/v1\/(extensions|contexts)/.exec(request.path)?.[1];
+      if (res.statusCode === 201 && kind) {
         const { id } = JSON.parse(res.body) as { id: string };
-        const removed = await api.send({ method: "DELETE", path: `/v1/extensions/${id}`, key: request.key });
-        expect(removed.statusCode).to.equal(204);
+        // The key may have come in a fuzzed header: delete with whichever project's key owns it.
+        let removed = 0;
+        for (const owner of [request.key, key, otherKey]) {
+          if (removed === 204 || owner === undefined) continue;
+          removed = (await api.send({ method: "DELETE", path: `/v1/${kind}/${id}`, key: owner })).statusCode;
+        }
+        expect(removed).to.equal(204);
         expect(await snapshot(), "cleanup restored the store").to.equal(before);
       } else if (res.statusCode === 201) {
         const { id, projectId } = JSON.parse(res.body) as { id: string; projectId: string };
@@ -386,6 +392,13 @@ describe("bad input: property-based requests to every route", function () {
       { method: "GET", path: () => `/v1/extensions/${ids.foreign}`, body: undefined },
       { method: "DELETE", path: () => `/v1/extensions/${ids.foreign}`, body: undefined },
       { method: "GET", path: () => "/health", body: undefined },
+      { method: "GET", path: () => "/v1/projects", body: undefined },
+      { method: "GET", path: () => `/v1/projects/${project}`, body: undefined },
+      { method: "GET", path: () => `/v1/projects/${other}/usage`, body: undefined },
+      { method: "POST", path: () => "/v1/contexts", body: { name: "fuzz" } },
+      { method: "GET", path: () => `/v1/contexts/${ids.foreign}`, body: undefined },
+      { method: "PUT", path: () => `/v1/contexts/${ids.foreign}`, body: undefined },
+      { method: "DELETE", path: () => `/v1/contexts/${ids.foreign}`, body: undefined },
     );
     await fc.assert(
       fc.asyncProperty(target, headers, async (route, sent) => {

@@ -5,10 +5,11 @@ import { join } from "node:path";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { generateApiKey } from "../../lib/apikeys";
 import { loadConfig, type RuntimeConfig } from "../../lib/config";
+import { createContext } from "../../lib/contexts";
 import { createMemoryLogger } from "../../lib/logger";
 import { createRuntime, type Runtime } from "../../lib/runtime";
 import { rotateTokenKeySet, type TokenKeySet } from "../../lib/tokens";
-import { readSecrets, writeSecrets } from "../../local/secrets-file";
+import { readSecrets, upsertProject, writeSecrets } from "../../local/secrets-file";
 import { sharedRedis } from "./redis";
 
 /** A unique project id per test, so tests sharing one Redis never see each other's sessions. */
@@ -24,6 +25,8 @@ export interface TestWorld {
   tokenKeys: TokenKeySet;
   /** Mints an API key for `projectId` and adds its hash to the secrets file. */
   addKey(projectId: string, options?: { concurrency?: number; name?: string }): string;
+  /** Creates a context of `projectId` the way POST /v1/contexts does; returns its id. */
+  addContext(projectId: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -54,6 +57,9 @@ export async function createTestWorld(
   config.secretsTtlMs = 0;
   const logger = createMemoryLogger();
   const runtime = createRuntime({ config, logger });
+  // What the local stack's upload endpoint would answer with; the tests that upload start a stack.
+  runtime.contextUploadUrl = async (projectId, contextId) =>
+    `http://upload.test.example/v1/contexts/${contextId}/archive?project=${projectId}`;
   // Let the start-up fetches finish, so none of them races a key a test adds next.
   await runtime.secrets.get(config.apiKeysSecretRef);
   await runtime.secrets.get(config.tokenKeysSecretRef);
@@ -64,11 +70,29 @@ export async function createTestWorld(
     secretsFile,
     tokenKeys,
     addKey(projectId, keyOptions = {}) {
-      const { key, entry } = generateApiKey(projectId, keyOptions);
+      const { key, entry } = generateApiKey(projectId, { name: keyOptions.name });
       const secrets = readSecrets(secretsFile);
       secrets.apiKeys.keys.push(entry);
       writeSecrets(secretsFile, secrets);
+      // The limit belongs to the project: set it the way `npm run keys -- create --concurrency` does.
+      if (keyOptions.concurrency !== undefined)
+        upsertProject(secretsFile, projectId, { concurrency: keyOptions.concurrency });
       return key;
+    },
+    async addContext(projectId) {
+      const { record } = await createContext(
+        { projectId, principalId: "prn_test", concurrency: 1, defaultTimeout: 300 },
+        {},
+        {
+          contexts: runtime.contexts,
+          objects: runtime.objects!,
+          logger,
+          now: Date.now,
+          tokenKeys: async () => tokenKeys,
+          uploadUrl: async () => "http://upload.test.example/",
+        },
+      );
+      return record.id;
     },
     close: () => runtime.close(),
   };

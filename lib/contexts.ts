@@ -214,10 +214,21 @@ end
 return 1
 `;
 
+/**
+ * Frees the persist lock of a session that will write nothing back (its save was skipped or
+ * failed). KEYS: record. ARGV: sessionId. Returns 1 when it held the lock.
+ */
+export const RELEASE_PERSIST_LUA = `
+if redis.call('HGET', KEYS[1], 'persistHolder') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'persistHolder', 'persistUntil')
+return 1
+`;
+
 type ContextScriptClient = RedisClient & {
   wcCreateContext(...args: (string | number)[]): Promise<number>;
   wcDeleteContext(...args: (string | number)[]): Promise<number>;
   wcContextArchiveWritten(...args: (string | number)[]): Promise<number>;
+  wcReleaseContextPersist(...args: (string | number)[]): Promise<number>;
 };
 
 /** Registers the context scripts on a client. Call once per client. */
@@ -225,6 +236,7 @@ export function defineContextScripts(client: RedisClient): void {
   client.defineCommand("wcCreateContext", { numberOfKeys: 3, lua: CREATE_CONTEXT_LUA });
   client.defineCommand("wcDeleteContext", { numberOfKeys: 3, lua: DELETE_CONTEXT_LUA });
   client.defineCommand("wcContextArchiveWritten", { numberOfKeys: 1, lua: ARCHIVE_WRITTEN_LUA });
+  client.defineCommand("wcReleaseContextPersist", { numberOfKeys: 1, lua: RELEASE_PERSIST_LUA });
 }
 
 function fieldsOf(record: ContextRecord): string[] {
@@ -322,6 +334,14 @@ export class ContextStore {
       (await this.scripts()).wcContextArchiveWritten(keys.context(projectId, id), now, sessionId),
     );
     return Number(done) === 1;
+  }
+
+  /** Frees `sessionId`'s persist lock on the context (a write-back that will not happen). */
+  async releasePersist(projectId: string, id: string, sessionId: string): Promise<boolean> {
+    const released = await this.guard(async () =>
+      (await this.scripts()).wcReleaseContextPersist(keys.context(projectId, id), sessionId),
+    );
+    return Number(released) === 1;
   }
 
   private guard<T>(operation: () => Promise<T>): Promise<T> {
@@ -424,8 +444,9 @@ export async function renewContextUpload(
 }
 
 /**
- * Deletes a context: its metadata and key pair go at once (creates naming it get a 400); its
- * archive is retired, so a session already starting with it still restores it.
+ * Deletes a context: its metadata and key pair go at once (creates naming it get a 400), and its
+ * archive with them (without the private key nobody can open it). A session already running with
+ * it keeps its browser's profile, and writes nothing back.
  */
 export async function deleteContext(principal: Principal, id: string, deps: ContextDeps): Promise<void> {
   if (!UUID_PATTERN.test(id)) throw contextNotFound(id);
@@ -433,8 +454,8 @@ export async function deleteContext(principal: Principal, id: string, deps: Cont
   const contextId = id.toLowerCase();
   if (!(await deps.contexts.remove(projectId, contextId))) throw contextNotFound(id);
   const objectKey = objectKeys.context(projectId, contextId);
-  await deps.objects.retire(objectKey).catch((error: unknown) =>
-    deps.logger.error("could not mark a deleted context's archive for expiry", {
+  await deps.objects.delete(objectKey).catch((error: unknown) =>
+    deps.logger.error("could not remove a deleted context's archive; remove it by hand", {
       contextId,
       projectId,
       objectKey,

@@ -370,7 +370,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         },
         delete: {
           operationId: "deleteContext",
-          summary: "Delete a context (a session already starting with it still restores it)",
+          summary: "Delete a context with its saved profile (running sessions keep their browser but write nothing back)",
           parameters: [contextId],
           responses: {
             "204": { description: "Deleted" },

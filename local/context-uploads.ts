@@ -38,6 +38,9 @@ function answer(res: ServerResponse, statusCode: number, message?: string): void
   res.end(message === undefined ? "" : JSON.stringify({ statusCode, message }));
 }
 
+/** The client closed the connection before the whole body arrived. */
+class UploadAborted extends Error {}
+
 /** Reads the body up to `limit` bytes; undefined (and the rest discarded) when it is larger. */
 function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
@@ -55,8 +58,16 @@ function readLimited(req: IncomingMessage, limit: number): Promise<Buffer | unde
       if (size > limit) over = true;
       if (!over) chunks.push(chunk);
     });
-    req.on("end", () => resolve(over ? undefined : Buffer.concat(chunks)));
+    let ended = false;
+    req.on("end", () => {
+      ended = true;
+      resolve(over ? undefined : Buffer.concat(chunks));
+    });
     req.on("error", reject);
+    // A client that goes away mid-body: nothing was complete, so nothing is stored.
+    req.on("close", () => {
+      if (!ended) reject(new UploadAborted());
+    });
   });
 }
 
@@ -71,6 +82,9 @@ export async function handleContextArchiveUpload(
   res: ServerResponse,
   contextId: string,
 ): Promise<void> {
+  // Start reading at once: a client that leaves while the token is checked is still noticed.
+  const body = readLimited(req, MAX_CONTEXT_ARCHIVE_BYTES);
+  body.catch(() => undefined);
   try {
     const token = new URL(req.url ?? "/", "http://localhost").searchParams.get("token") ?? "";
     let claims;
@@ -89,11 +103,10 @@ export async function handleContextArchiveUpload(
         return read;
       }));
     } catch (error) {
-      req.resume();
       if (error instanceof TokenError) return answer(res, 403, `upload refused: ${error.message}`);
       throw error;
     }
-    const data = await readLimited(req, MAX_CONTEXT_ARCHIVE_BYTES);
+    const data = await body;
     if (data === undefined) {
       return answer(
         res,
@@ -119,6 +132,10 @@ export async function handleContextArchiveUpload(
     });
     answer(res, 200);
   } catch (error) {
+    if (error instanceof UploadAborted || (error as NodeJS.ErrnoException).code === "ECONNRESET") {
+      runtime.logger.info("context upload cut short; nothing was stored", { contextId });
+      return;
+    }
     runtime.logger.error("context upload failed", { contextId, cause: describeCause(error) });
     answer(res, 503, "the upload could not be stored; retry");
   }

@@ -34,7 +34,10 @@ export function isExecutable(path: string): boolean {
 /**
  * The command line of a session's browser. Headless, no first-run UI, nothing that phones home
  * (background networking, component updates, sync), and DevTools over a pipe (file descriptors 3
- * and 4), not a port: no other process on the machine can drive it.
+ * and 4), not a port: no other process on the machine can drive it. Cookies and saved passwords
+ * are encrypted with Chromium's fixed key (`--password-store=basic`; on macOS
+ * `--use-mock-keychain`), never with a key from the desktop's keyring: a context's profile saved
+ * here then decrypts in any other session's browser, on any machine.
  */
 export function chromiumArgs(profileDir: string, extraArgs: string[] = []): string[] {
   return [
@@ -47,6 +50,8 @@ export function chromiumArgs(profileDir: string, extraArgs: string[] = []): stri
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--password-store=basic",
+    "--use-mock-keychain",
     `--user-data-dir=${profileDir}`,
     "--remote-debugging-pipe",
     ...extraArgs,
@@ -82,6 +87,19 @@ export interface ChromiumProcess {
   exited: Promise<BrowserExit>;
   /** The browser's page targets. */
   listTargets(timeoutMs?: number): Promise<DevToolsTarget[]>;
+  /** Sends a CDP command on the pipe's own browser-level session (not a client's). */
+  call<T = Record<string, unknown>>(
+    method: string,
+    params?: Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<T>;
+  /**
+   * Asks the browser to quit as a user would (CDP `Browser.close`), so it writes cookies, storage
+   * and preferences to its profile folder before it exits; if it has not exited within `timeoutMs`
+   * it gets SIGTERM, and SIGKILL after `killAfterMs` more. Leaves the profile folder (`close`
+   * removes it). Resolves true when the browser exited by itself (its profile is complete).
+   */
+  quit(timeoutMs?: number, killAfterMs?: number): Promise<boolean>;
   /**
    * Ends the browser and every helper process it started, then removes the profile folder. The
    * profile is thrown away, so by default nothing is flushed: the process group gets SIGKILL at
@@ -89,6 +107,11 @@ export interface ChromiumProcess {
    */
   close(graceMs?: number): Promise<void>;
 }
+
+/** How long `quit` waits for a browser to exit after `Browser.close` (a 3x slower machine included). */
+export const QUIT_TIMEOUT_MS = 15_000;
+/** How long `quit` waits after SIGTERM before SIGKILL. */
+export const QUIT_KILL_AFTER_MS = 5_000;
 
 export interface LaunchOptions {
   executablePath: string;
@@ -212,6 +235,24 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumPr
           url: target.url,
           title: target.title,
         }));
+      },
+      call: (method, params, timeoutMs) => pipe.call(method, params, timeoutMs),
+      async quit(timeoutMs = QUIT_TIMEOUT_MS, killAfterMs = QUIT_KILL_AFTER_MS) {
+        if (closing || child.exitCode !== null || child.signalCode !== null) {
+          await exited;
+          return false;
+        }
+        closeRequested = true;
+        // The reply may never come: the pipe closes as the browser exits.
+        pipe.call("Browser.close", {}, timeoutMs).catch(() => undefined);
+        let timer: NodeJS.Timeout | undefined;
+        const inTime = await Promise.race([
+          exited.then(() => true),
+          new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (!inTime) await stopGroup(child, exited, killAfterMs);
+        return inTime;
       },
       close(graceMs = 0) {
         closing ??= (async () => {

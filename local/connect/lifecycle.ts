@@ -10,7 +10,8 @@ import { closeClient, type CloseFrame, type Relay } from "./relay";
  *   live / idle ──(released event, expiresAt, browser crash, shutdown)──▶ ending ──▶ gone
  *
  * `live` covers the browser starting too: a client joining counts as present from its upgrade
- * on. `ending` is final: clients get their close frame, the browser and its profile go.
+ * on. `ending` is final: clients get their close frame, `beforeStop` runs (a persisted context
+ * is saved), then the browser and its profile go.
  */
 export type SessionState = "live" | "idle" | "releasing" | "ending";
 
@@ -19,6 +20,12 @@ export interface LifecycleHooks {
   onIdle(session: LocalSession): void;
   /** `expiresAt` has passed. */
   onExpired(session: LocalSession): void;
+  /**
+   * The session is ending and its clients are gone, but its browser still runs and its profile
+   * is still there (the context write-back: quit the browser gracefully, save the profile). Runs
+   * once; a failure is the hook's to log, and the browser and profile go after it either way.
+   */
+  beforeStop?(session: LocalSession, browser: ChromiumProcess): Promise<void>;
 }
 
 /** One session that has (or is starting) a browser here. */
@@ -116,8 +123,8 @@ export class LocalSession {
   }
 
   /**
-   * → ending: every client gets `close`, then the browser (its whole process group) and its
-   * profile go. Idempotent: every later call gets the same promise.
+   * → ending: every client gets `close`, `beforeStop` runs, then the browser (its whole process
+   * group) and its profile go. Idempotent: every later call gets the same promise.
    */
   end(close: CloseFrame, onStopped?: (browser: ChromiumProcess) => void): Promise<void> {
     this.ending ??= (async () => {
@@ -133,6 +140,11 @@ export class LocalSession {
         browser = await this.browser;
       } catch {
         return; // it never started
+      }
+      try {
+        await this.hooks.beforeStop?.(this, browser);
+      } catch {
+        // The hook logs its own failures; the browser must go regardless.
       }
       await browser.close();
       onStopped?.(browser);

@@ -10,6 +10,7 @@ import type { Duplex } from "node:stream";
 import { Cluster } from "ioredis";
 import { WebSocketServer } from "ws";
 import type { RuntimeConfig } from "../../lib/config";
+import type { ContextStore } from "../../lib/contexts";
 import { describeCause } from "../../lib/http";
 import type { Logger } from "../../lib/logger";
 import type { ObjectStore } from "../../lib/objects";
@@ -28,6 +29,7 @@ import {
   type ChromiumProcess,
 } from "./browser";
 import type { PipeClient } from "./cdp-pipe";
+import { SessionContext } from "./context";
 import { loadExtension } from "./extension";
 import { LocalSession } from "./lifecycle";
 import { CLOSE, joinRelay, MAX_FRAME_BYTES, type CloseFrame } from "./relay";
@@ -43,8 +45,13 @@ export interface ConnectDeps {
   /** Epoch milliseconds. */
   now: () => number;
   redis(): Promise<RedisClient>;
-  /** Where session extensions' archives are; without it a session with an extension cannot start. */
+  /**
+   * Where session extensions' and contexts' archives are; without it a session with an extension
+   * cannot start, and one with a context starts with a fresh profile and saves nothing.
+   */
   objects?: ObjectStore;
+  /** Context metadata and keys (sessions created with `browserSettings.context`). */
+  contexts?: ContextStore;
 }
 
 export interface ConnectServerOptions {
@@ -93,7 +100,8 @@ class Refusal extends Error {
  * released (an event on `wc:session-events`), at `expiresAt`, or when their browser dies (the
  * session is then marked ERROR). A session without `keepAlive` is also released (through
  * `SessionStore.release`, as the API's release route does) when its last client has been gone
- * for `disconnectGraceMs`.
+ * for `disconnectGraceMs`. A session with a context starts in the context's saved profile, and
+ * one that persists it saves the profile when it ends, however it ends (./context.ts).
  */
 export class ConnectServer {
   readonly server: Server;
@@ -184,7 +192,10 @@ export class ConnectServer {
     return [...this.sessions.keys()];
   }
 
-  /** Ends every session's browser (clients get a 1001 close frame), stops listening and unsubscribes. */
+  /**
+   * Ends every session's browser (clients get a 1001 close frame; persisted contexts are saved
+   * first), stops listening and unsubscribes.
+   */
   async close(): Promise<void> {
     this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -326,14 +337,36 @@ export class ConnectServer {
   private sessionFor(record: SessionRecord, deps: ConnectDeps): LocalSession {
     const existing = this.sessions.get(record.id);
     if (existing && !existing.ended) return existing;
+    const context = record.contextId
+      ? new SessionContext(
+          {
+            id: record.id,
+            projectId: record.projectId,
+            contextId: record.contextId,
+            persist: record.contextPersist === true,
+          },
+          deps,
+        )
+      : undefined;
     const browser = launchChromium({
       executablePath: this.executablePath,
       profileParent: this.options.profileParent,
       timeoutMs: this.options.launchTimeoutMs,
-      prepareProfile: record.extensionId
-        ? (profileDir) => loadExtension(record.projectId, record.extensionId!, profileDir, deps)
-        : undefined,
+      prepareProfile:
+        context || record.extensionId
+          ? async (profileDir) => {
+              // The context's profile first: the extension's folder is the stand-in's own.
+              await context?.restore(profileDir);
+              return record.extensionId
+                ? loadExtension(record.projectId, record.extensionId, profileDir, deps)
+                : [];
+            }
+          : undefined,
       waitForExtensionWorkers: record.extensionId !== undefined,
+    }).then(async (started) => {
+      // Before any client is relayed: Chromium drops session cookies when it opens a profile.
+      await context?.applySessionCookies(started);
+      return started;
     });
     const session = new LocalSession(
       record.id,
@@ -344,6 +377,7 @@ export class ConnectServer {
       {
         onExpired: (expired) => void this.endSession(expired, CLOSE.timedOut),
         onIdle: (idle) => void this.releaseIdle(idle),
+        beforeStop: context?.session.persist ? (_ending, started) => context.save(started) : undefined,
       },
     );
     this.sessions.set(record.id, session);
@@ -470,6 +504,7 @@ export class ConnectServer {
     const session = event.sessionId ? this.sessions.get(event.sessionId) : undefined;
     if (!session || session.projectId !== event.projectId) return;
     if (event.type === "released") void this.endSession(session, CLOSE.released);
+    else if (event.type === "timed_out") void this.endSession(session, CLOSE.timedOut);
     else if (event.type === "error") void this.endSession(session, CLOSE.failed);
   }
 

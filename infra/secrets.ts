@@ -126,7 +126,8 @@ export function apiKeySetValue(
     if (entry.createdAt !== undefined) out.createdAt = String(entry.createdAt);
     return out;
   });
-  return JSON.stringify({ keys, projects: projectList });
+  // Without projects the value stays as it was before projects existed: no new secret version.
+  return JSON.stringify(projectList.length > 0 ? { keys, projects: projectList } : { keys });
 }
 
 /** Checks the generated key ids and picks the current one; throws naming the argument. */

@@ -20,7 +20,7 @@ Environment (all optional):
   CONNECT_DISCONNECT_GRACE_MS  how long a session without keepAlive outlives its last client (default 2000)
   and every handler setting in the README's configuration table.
 
-API keys: npm run keys -- create --project <id>   (and: list, rotate-token-key)`;
+API keys: npm run keys -- create --project <id>   (and: list, projects, migrate, revoke, rotate-token-key; --help)`;
 
 async function main(): Promise<void> {
   const version = (require("../package.json") as { version: string }).version;

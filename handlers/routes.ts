@@ -9,6 +9,7 @@ import {
   updateContextHandler,
 } from "./contexts";
 import { getProjectHandler, listProjectsHandler, projectUsageHandler } from "./projects";
+import { sessionDownloadsHandler, sessionLogsHandler, uploadSessionFileHandler } from "./session-files";
 import { createExtensionHandler, deleteExtensionHandler, getExtensionHandler } from "./extensions";
 import { getSessionHandler } from "./get-session";
 import { listSessionsHandler } from "./list-sessions";
@@ -32,6 +33,19 @@ export const ROUTES: readonly RouteDefinition[] = [
   { name: "get-session", method: "GET", path: "/v1/sessions/{id}", factory: getSessionHandler },
   { name: "update-session", method: "POST", path: "/v1/sessions/{id}", factory: updateSessionHandler },
   { name: "session-debug", method: "GET", path: "/v1/sessions/{id}/debug", factory: sessionDebugHandler },
+  {
+    name: "session-uploads",
+    method: "POST",
+    path: "/v1/sessions/{id}/uploads",
+    factory: uploadSessionFileHandler,
+  },
+  {
+    name: "session-downloads",
+    method: "GET",
+    path: "/v1/sessions/{id}/downloads",
+    factory: sessionDownloadsHandler,
+  },
+  { name: "session-logs", method: "GET", path: "/v1/sessions/{id}/logs", factory: sessionLogsHandler },
   { name: "create-extension", method: "POST", path: "/v1/extensions", factory: createExtensionHandler },
   { name: "get-extension", method: "GET", path: "/v1/extensions/{id}", factory: getExtensionHandler },
   {

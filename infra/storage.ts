@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { RETIRED_OBJECT_DAYS, RETIRED_TAG } from "../lib/objects";
 
 /** Prefixes of the object store, one per kind (the key layout is in lib/objects.ts). */
-export const OBJECT_PREFIXES = ["extensions/", "contexts/"] as const;
+export const OBJECT_PREFIXES = ["extensions/", "contexts/", "sessions/"] as const;
 
 export interface StorageArgs {
   /** Delete the bucket with `pulumi destroy` even when it holds objects; default false. */

@@ -35,6 +35,8 @@ export interface ObjectStore {
    * Stores without one (the local folder) are written through an endpoint of the local stack.
    */
   presignPut?(key: string, expiresInSeconds: number): Promise<string>;
+  /** A URL that lets its holder GET the object for `expiresInSeconds` (S3 only). */
+  presignGet?(key: string, expiresInSeconds: number): Promise<string>;
 }
 
 /** The S3 object tag, and its value, that the bucket's lifecycle rule expires. */
@@ -183,15 +185,26 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async presignPut(key: string, expiresInSeconds: number): Promise<string> {
+    return this.presign(key, expiresInSeconds, "put");
+  }
+
+  async presignGet(key: string, expiresInSeconds: number): Promise<string> {
+    return this.presign(key, expiresInSeconds, "get");
+  }
+
+  private async presign(key: string, expiresInSeconds: number, kind: "get" | "put"): Promise<string> {
     checkKey(key);
     return guard(async () => {
       const { client, sdk } = this.s3();
-      const presigner = require("@aws-sdk/s3-request-presigner") as typeof import("@aws-sdk/s3-request-presigner");
-      return presigner.getSignedUrl(
-        client as unknown as import("@aws-sdk/client-s3").S3Client,
-        new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key }),
-        { expiresIn: expiresInSeconds },
-      );
+      const presigner =
+        require("@aws-sdk/s3-request-presigner") as typeof import("@aws-sdk/s3-request-presigner");
+      const command =
+        kind === "put"
+          ? new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key })
+          : new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key });
+      return presigner.getSignedUrl(client as unknown as import("@aws-sdk/client-s3").S3Client, command, {
+        expiresIn: expiresInSeconds,
+      });
     });
   }
 

@@ -8,6 +8,7 @@ import {
   updateSessionBodySchema,
 } from "./schemas";
 import { MAX_EXTENSION_ARCHIVE_BYTES } from "./archive";
+import { SESSION_FILE_LIMITS, UPLOADS_BROWSER_DIR } from "./session-files";
 import { SESSION_STATUSES } from "./session";
 import { LIST_PAGE_LIMIT, LIST_SCAN_LIMIT } from "./sessions";
 
@@ -57,7 +58,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       title: "WallCrawler API",
       version,
       description:
-        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions, Extensions, Projects and Contexts APIs. " +
+        "Self-hosted remote browser sessions, compatible with the Browserbase v1 Sessions (with uploads, downloads and logs), Extensions, Projects and Contexts APIs. " +
         "Authenticate with the X-BB-API-Key header (x-api-key is also accepted).",
     },
     security: [{ apiKey: [] }],
@@ -264,6 +265,84 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           },
         },
       },
+      "/v1/sessions/{id}/uploads": {
+        post: {
+          operationId: "uploadSessionFile",
+          summary: `Upload a file (at most ${SESSION_FILE_LIMITS.uploadBytes} bytes) for the session's browser: a file input takes it as ${UPLOADS_BROWSER_DIR}<file name>`,
+          parameters: [sessionId],
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  required: ["file"],
+                  properties: { file: { type: "string", format: "binary" } },
+                },
+              },
+            },
+          },
+          responses: {
+            "200": {
+              description: "Stored",
+              content: {
+                "application/json": {
+                  schema: {
+                    type: "object",
+                    required: ["message"],
+                    properties: { message: { type: "string" } },
+                  },
+                },
+              },
+            },
+            "400": errorResponse("No file part, no file name, or the session has ended"),
+            ...common,
+            "404": errorResponse("No such session in this project"),
+            "409": errorResponse(
+              `The session already has ${SESSION_FILE_LIMITS.uploadsPerSession} uploaded files`,
+            ),
+            "413": errorResponse("The file is over the size limit"),
+            "415": errorResponse("The body is not multipart/form-data"),
+          },
+        },
+      },
+      "/v1/sessions/{id}/downloads": {
+        get: {
+          operationId: "getSessionDownloads",
+          summary: "A zip of the files the session's browser downloaded; an empty body while there are none",
+          parameters: [sessionId],
+          responses: {
+            "200": {
+              description: "The zip (empty body: no downloads yet)",
+              content: { "application/zip": { schema: { type: "string", format: "binary" } } },
+            },
+            "303": {
+              description: "Deployed, a zip over 4 MiB: fetch it from the Location (valid 5 minutes)",
+            },
+            ...common,
+            "404": errorResponse("No such session in this project"),
+          },
+        },
+      },
+      "/v1/sessions/{id}/logs": {
+        get: {
+          operationId: "getSessionLogs",
+          summary: `The CDP calls the session's clients made, oldest first (the newest ${SESSION_FILE_LIMITS.logEntries}; strings over ${SESSION_FILE_LIMITS.logStringBytes} characters cut)`,
+          parameters: [sessionId],
+          responses: {
+            "200": {
+              description: "The log",
+              content: {
+                "application/json": {
+                  schema: { type: "array", items: { $ref: "#/components/schemas/SessionLog" } },
+                },
+              },
+            },
+            ...common,
+            "404": errorResponse("No such session in this project"),
+          },
+        },
+      },
       "/v1/projects": {
         get: {
           operationId: "listProjects",
@@ -370,7 +449,8 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         },
         delete: {
           operationId: "deleteContext",
-          summary: "Delete a context with its saved profile (running sessions keep their browser but write nothing back)",
+          summary:
+            "Delete a context with its saved profile (running sessions keep their browser but write nothing back)",
           parameters: [contextId],
           responses: {
             "204": { description: "Deleted" },
@@ -449,6 +529,34 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
             ownerId: { type: "string" },
             createdAt: { type: "string", description: "ISO-8601 timestamp" },
             updatedAt: { type: "string", description: "ISO-8601 timestamp" },
+          },
+        },
+        SessionLog: {
+          type: "object",
+          required: ["method", "pageId", "sessionId"],
+          properties: {
+            method: { type: "string" },
+            pageId: { type: "integer", description: "The page's number in the session (0: the browser)" },
+            sessionId: { type: "string", description: "The CDP session of the call" },
+            frameId: { type: "string" },
+            loaderId: { type: "string" },
+            request: {
+              type: "object",
+              properties: {
+                params: { type: "object" },
+                rawBody: { type: "string" },
+                timestamp: { type: "integer" },
+              },
+            },
+            response: {
+              type: "object",
+              properties: {
+                result: { type: "object" },
+                rawBody: { type: "string" },
+                timestamp: { type: "integer" },
+              },
+            },
+            timestamp: { type: "integer" },
           },
         },
         ProjectUsage: {

@@ -8,6 +8,7 @@ import { describeCause } from "./http";
 import { defineExtensionScripts, ExtensionStore } from "./extensions";
 import { objectStoreFrom } from "./objects";
 import { ContextStore, defineContextScripts } from "./contexts";
+import { defineSessionFileScripts, SessionFileStore } from "./session-files";
 
 export interface RuntimeOptions {
   env?: Record<string, string | undefined>;
@@ -57,6 +58,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
       defineSessionScripts(made);
       defineExtensionScripts(made);
       defineContextScripts(made);
+      defineSessionFileScripts(made);
       let down = false;
       made.on("error", (error: unknown) => {
         // One line per outage, not one per reconnect attempt.
@@ -78,6 +80,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
 
   // Commands go out only on a ready connection, never into ioredis's offline queue.
   const readyRedis = async () => whenReady(await redis(), config.redis.connectTimeoutMs);
+  const objects = config.objectStore ? objectStoreFrom(config.objectStore) : undefined;
   return {
     config,
     logger,
@@ -88,7 +91,8 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     }),
     extensions: new ExtensionStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
     contexts: new ContextStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
-    objects: config.objectStore ? objectStoreFrom(config.objectStore) : undefined,
+    objects,
+    sessionFiles: objects ? new SessionFileStore(readyRedis, objects) : undefined,
     now: Date.now,
     newId: newSessionId,
     redis,

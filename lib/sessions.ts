@@ -21,6 +21,7 @@ import {
 import { checkSessionExtension, type ExtensionStore } from "./extensions";
 import type { ObjectStore } from "./objects";
 import type { ContextStore, ContextUploadUrl } from "./contexts";
+import type { SessionFileStore } from "./session-files";
 import { matchesMetadata, type MetadataClause } from "./query";
 import { recordToFields, type SessionStore } from "./store";
 import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
@@ -42,6 +43,8 @@ export interface SessionDeps {
   pages?: PageLister;
   /** Context metadata (Redis). */
   contexts: ContextStore;
+  /** A session's uploads, downloads and CDP log; undefined without OBJECT_STORE. */
+  sessionFiles?: SessionFileStore;
   /**
    * Where a context archive is uploaded: the local stack's own endpoint. Unset deployed, where
    * the object store presigns an S3 PUT.

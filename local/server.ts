@@ -66,7 +66,8 @@ export function toEvent(
 
 function send(res: ServerResponse, result: HttpResult): void {
   res.writeHead(result.statusCode, result.headers);
-  res.end(result.body);
+  // A binary body (a zip) comes base64-encoded, as API Gateway expects it from a function.
+  res.end(result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body);
 }
 
 function readBody(req: IncomingMessage): Promise<Buffer | undefined> {

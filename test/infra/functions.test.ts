@@ -93,6 +93,7 @@ describe("infra/functions", () => {
       expect(objects.Resource).to.deep.equal([
         "arn:aws:s3:::wc-objects/extensions/*",
         "arn:aws:s3:::wc-objects/contexts/*",
+        "arn:aws:s3:::wc-objects/sessions/*",
       ]);
       expect(objects.Action).to.deep.equal([
         "s3:GetObject",

@@ -160,7 +160,11 @@ describe("the whole program (dev stack config, under mocks)", function () {
     expect([...reads[0].Resource].sort()).to.deep.equal([...secretArns].sort());
     const objects = policy.Statement.find((s: { Sid: string }) => s.Sid === "UseObjectStore");
     const bucketArn = await promiseOf(program.objectsBucketArn);
-    expect(objects.Resource).to.deep.equal([`${bucketArn}/extensions/*`, `${bucketArn}/contexts/*`]);
+    expect(objects.Resource).to.deep.equal([
+      `${bucketArn}/extensions/*`,
+      `${bucketArn}/contexts/*`,
+      `${bucketArn}/sessions/*`,
+    ]);
     const logs = policy.Statement.find((s: { Sid: string }) => s.Sid === "WriteOwnLogs");
     expect(logs.Resource).to.have.length(mine(T.lambda).length);
     for (const resource of logs.Resource) expect(resource).to.match(/^arn:aws:logs:.+:log-group:.+:\*$/);

@@ -357,6 +357,11 @@ export async function listSessions(
   // Filtered lists read what the filter needs first; full fields only for candidates, at most
   // twice a page of them per call, so no query can make one list read much from Redis.
   let candidateBudget = 2 * LIST_PAGE_LIMIT;
+  // RUNNING reads the live index, so a live session is listed however many ended ones are newer.
+  const liveIds =
+    filter.status === "RUNNING"
+      ? await deps.store.liveIdsNewestFirst(principal.projectId, now, LIST_SCAN_LIMIT)
+      : undefined;
   for (let offset = 0; offset < LIST_SCAN_LIMIT && out.length < LIST_PAGE_LIMIT; offset += LIST_BATCH) {
     const page = filtered
       ? await deps.store.listFiltered(principal.projectId, {
@@ -366,6 +371,7 @@ export async function listSessions(
           status: filter.status,
           clauses: filter.metadata,
           maxCandidates: candidateBudget,
+          ids: liveIds,
         })
       : {
           ...(await deps.store.listRecent(principal.projectId, { offset, count: LIST_BATCH })),

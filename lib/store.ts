@@ -618,11 +618,15 @@ export class SessionStore {
       status?: SessionStatus;
       clauses?: readonly MetadataClause[];
       maxCandidates: number;
+      /** Read these ids (newest first) instead of the project's list (see `liveIdsNewestFirst`). */
+      ids?: readonly string[];
     },
   ): Promise<{ records: SessionRecord[]; idsRead: number; exhausted: boolean }> {
     return this.guard(async () => {
       const client = await this.client();
-      const ids = await newestIds(client, projectId, options);
+      const ids =
+        options.ids?.slice(options.offset, options.offset + options.count) ??
+        (await newestIds(client, projectId, options));
       if (ids.length === 0) return { records: [], idsRead: 0, exhausted: false };
       const probe = client.pipeline();
       // The digest only when there are clauses: a status filter reads two short fields per session.
@@ -681,6 +685,25 @@ export class SessionStore {
   /** Resolves when Redis answers a PING (the health check); a 503 otherwise. */
   async ping(): Promise<void> {
     await this.guard(async () => (await this.client()).ping());
+  }
+
+  /**
+   * The ids of the project's live sessions, newest first, read from the active set (however many
+   * ended sessions are newer): one ZRANGEBYSCORE and one ZMSCORE of their creation times. At most
+   * `max` of them (the newest).
+   */
+  async liveIdsNewestFirst(projectId: string, now: number, max: number): Promise<string[]> {
+    return this.guard(async () => {
+      const client = await this.client();
+      const ids = await client.zrangebyscore(keys.active(projectId), `(${now}`, "+inf");
+      if (ids.length === 0) return [];
+      const created = await client.zmscore(keys.sessions(projectId), ...ids);
+      return ids
+        .map((id, i) => ({ id, at: Number(created[i] ?? 0) }))
+        .sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1))
+        .slice(0, max)
+        .map((entry) => entry.id);
+    });
   }
 
   /** Live sessions of a project right now (expired ids are not counted). */

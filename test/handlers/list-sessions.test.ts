@@ -130,6 +130,34 @@ describe("GET /v1/sessions", () => {
     expect(all.map((s) => s.status)).to.deep.equal(["ERROR", "COMPLETED", "TIMED_OUT", "RUNNING"]);
   });
 
+  it("lists with status=RUNNING every live session, however many ended sessions are newer; q still applies", async () => {
+    const project = uniqueProject();
+    const key = world.addKey(project, { concurrency: 10 });
+    const t = Date.now();
+    const old = await createAt(key, t - 60_000, { timeout: 3600, userMetadata: { job: "old" } });
+    const older = await createAt(key, t - 61_000, { timeout: 3600, userMetadata: { job: "other" } });
+    // 1,000 newer sessions, all ended: written straight to the store (a pipeline), released at once.
+    const redis = await world.runtime.redis();
+    for (let batch = 0; batch < 10; batch++) {
+      const pipeline = redis.pipeline();
+      for (let i = 0; i < 100; i++) {
+        const id = `00000000-0000-4000-8000-${String(batch * 100 + i).padStart(12, "0")}`;
+        const at = t - 50_000 + batch * 100 + i;
+        pipeline.hset(keys.session(project, id), { id, projectId: project, principalId: "prn_x", status: "COMPLETED",
+          createdAt: at, updatedAt: at, startedAt: at, expiresAt: at + 60_000, endedAt: at + 1, timeoutSeconds: 60,
+          keepAlive: "0", region: "us-west-2", proxyBytes: 0 }); // prettier-ignore
+        pipeline.zadd(keys.sessions(project), at, id);
+      }
+      await pipeline.exec();
+    }
+    const running = await listOk(key, { status: "RUNNING" });
+    expect(running.map((s) => s.id)).to.deep.equal([old.id, older.id]);
+    const filtered = await listOk(key, { status: "RUNNING", q: "user_metadata['job']:'old'" });
+    expect(filtered.map((s) => s.id)).to.deep.equal([old.id]);
+    // Without the status filter, the newest 1,000 are read: the live ones are beyond them.
+    expect((await listOk(key)).some((s) => s.id === old.id)).to.equal(false);
+  });
+
   it("answers 400 naming the allowed values for an unknown status", async () => {
     const key = world.addKey(uniqueProject());
     for (const status of ["FINISHED", "running", "RUNNING,COMPLETED"]) {

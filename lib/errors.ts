@@ -9,11 +9,13 @@ export class HttpError extends Error {
   readonly statusCode: number;
   readonly expose: boolean;
   readonly headers: Record<string, string>;
+  /** Extra fields of the JSON error body (only for errors whose message is shown). */
+  readonly details: Record<string, unknown>;
 
   constructor(
     statusCode: number,
     message: string,
-    options: { headers?: Record<string, string>; cause?: unknown } = {},
+    options: { headers?: Record<string, string>; cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
     super(message);
     // Set explicitly: serialized code calls the Error constructor as a function, which ignores `this`.
@@ -23,6 +25,7 @@ export class HttpError extends Error {
     this.statusCode = statusCode;
     this.expose = statusCode < 500;
     this.headers = options.headers ?? {};
+    this.details = options.details ?? {};
   }
 }
 
@@ -82,10 +85,23 @@ export class UnsupportedMediaTypeError extends HttpError {
 export class TooManyRequestsError extends HttpError {
   readonly retryAfterSeconds: number;
 
-  constructor(message: string, retryAfterSeconds: number, options: { shouldRetry?: boolean } = {}) {
+  constructor(
+    message: string,
+    retryAfterSeconds: number,
+    options: { shouldRetry?: boolean; limit?: number; running?: number } = {},
+  ) {
     const headers: Record<string, string> = { "retry-after": String(retryAfterSeconds) };
     if (options.shouldRetry !== undefined) headers["x-should-retry"] = String(options.shouldRetry);
-    super(429, message, { headers });
+    const details: Record<string, unknown> = {};
+    if (options.limit !== undefined) {
+      // The concurrency limit in the x-ratelimit-* shape clients already read: no slot left until reset.
+      headers["x-ratelimit-limit"] = String(options.limit);
+      headers["x-ratelimit-remaining"] = "0";
+      headers["x-ratelimit-reset"] = String(retryAfterSeconds);
+      details.limit = options.limit;
+    }
+    if (options.running !== undefined) details.running = options.running;
+    super(429, message, { headers, details });
     this.name = "TooManyRequestsError";
     this.retryAfterSeconds = retryAfterSeconds;
   }

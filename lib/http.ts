@@ -35,7 +35,12 @@ export function errorResult(error: HttpError, requestId?: string): HttpResult {
   if (requestId) headers["x-request-id"] = requestId;
   return json(
     error.statusCode,
-    { statusCode: error.statusCode, error: reasonPhrase(error.statusCode), message: publicMessage(error) },
+    {
+      ...(error.expose ? error.details : {}),
+      statusCode: error.statusCode,
+      error: reasonPhrase(error.statusCode),
+      message: publicMessage(error),
+    },
     headers,
   );
 }

@@ -186,7 +186,13 @@ export function retrievedSessionSchema() {
 }
 
 export function errorBodySchema() {
-  return z.object({ statusCode: z.number().int(), error: z.string(), message: z.string() });
+  return z.object({
+    statusCode: z.number().int(),
+    error: z.string(),
+    message: z.string(),
+    limit: z.number().int().optional().describe("429 at the concurrency limit: the project's limit"),
+    running: z.number().int().optional().describe("429 at the concurrency limit: its live sessions"),
+  });
 }
 
 /** Validates `value` with `schema`, or throws a 400 naming the first fields that are wrong. */

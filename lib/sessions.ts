@@ -247,7 +247,7 @@ export async function createSession(
         `release a session or retry in ${retryAfter} s`,
       retryAfter,
       // The SDK's own retries back off for a few seconds at most: beyond that they cannot help.
-      { shouldRetry: retryAfter <= 5 },
+      { shouldRetry: retryAfter <= 5, limit: principal.concurrency, running: outcome.liveCount },
     );
   }
   if (outcome.kind === "no-context") throw contextNotInProject(record.contextId ?? "");

@@ -487,15 +487,8 @@ describe("compat: @browserbasehq/sdk against the local stack", function () {
   describe("Browserbase API surface WallCrawler does not implement", () => {
     it("answers each with a NotFoundError at once (one request, no retries)", async () => {
       const session = await bb.sessions.create();
-      const file = () => toFile(Buffer.from("PK\x05\x06" + "\0".repeat(18)), "extension.zip");
       const calls: [string, () => Promise<unknown>][] = [
-        ["sessions.downloads.list", () => bb.sessions.downloads.list(session.id)],
-        ["sessions.logs.list", () => bb.sessions.logs.list(session.id)],
         ["sessions.recording.retrieve", () => bb.sessions.recording.retrieve(session.id)],
-        [
-          "sessions.uploads.create",
-          async () => bb.sessions.uploads.create(session.id, { file: await file() }),
-        ],
         ["sessions.replays.retrieve", () => bb.sessions.replays.retrieve(session.id)],
         ["search.web", () => bb.search.web({ query: "wallcrawler" })],
         ["fetchAPI.create", () => bb.fetchAPI.create({ url: "https://example.com/" })],

@@ -30,7 +30,12 @@ function errorBody(res: HttpResult, statusCode: number, reason: string): { messa
   expect(res.statusCode, res.body).to.equal(statusCode);
   expect(res.headers["content-type"]).to.match(/^application\/json/);
   const body = JSON.parse(res.body);
-  expect(body).to.have.keys("statusCode", "error", "message");
+  // A concurrency 429 also names the limit and the live count.
+  expect(body).to.have.keys(
+    statusCode === 429
+      ? ["statusCode", "error", "message", "limit", "running"]
+      : ["statusCode", "error", "message"],
+  );
   expect(body.statusCode).to.equal(statusCode);
   expect(body.error).to.equal(reason);
   expect(body.message).to.be.a("string").with.length.greaterThan(0);
@@ -445,6 +450,13 @@ describe("POST /v1/sessions", () => {
         `project ${project} is at its limit of 2 concurrent sessions; release a session or retry in 116 s`,
       );
       expect(res.headers["x-should-retry"], "a long wait is beyond the SDK's retries").to.equal("false");
+      // The body names the limit and the live count; the x-ratelimit-* headers say the same.
+      expect(body).to.include({ limit: 2, running: 2 });
+      expect(res.headers).to.include({
+        "x-ratelimit-limit": "2",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": "116",
+      });
       expect(await activeCount(project)).to.equal(2);
     });
 

@@ -69,7 +69,12 @@ export function expectErrorShape(result: HttpResult): { statusCode: number; erro
   let body: unknown;
   expect(() => (body = JSON.parse(result.body)), `error body is not JSON: ${result.body}`).not.to.throw();
   expect(body, result.body).to.be.an("object");
-  expect(Object.keys(body as object).sort(), result.body).to.deep.equal(["error", "message", "statusCode"]);
+  // A 429 at the concurrency limit also names the limit and the live count.
+  const expected =
+    result.statusCode === 429 && "limit" in (body as object)
+      ? ["error", "limit", "message", "running", "statusCode"]
+      : ["error", "message", "statusCode"];
+  expect(Object.keys(body as object).sort(), result.body).to.deep.equal(expected);
   const typed = body as { statusCode: number; error: string; message: string };
   expect(typed.statusCode, result.body).to.equal(result.statusCode);
   expect(typed.error).to.be.a("string").and.not.equal("");

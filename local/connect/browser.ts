@@ -218,6 +218,13 @@ export async function launchChromium(options: LaunchOptions): Promise<ChromiumPr
     });
 
     if (options.waitForExtensionWorkers) await extensionWorkersStarted(pipe, timeoutMs);
+    // The session's download folder, set through CDP before any client: downloads are allowed,
+    // land there (named by their guid) and report their progress, so the stand-in can store them.
+    await pipe.call(
+      "Browser.setDownloadBehavior",
+      { behavior: "allowAndName", downloadPath: join(profileDir, "downloads"), eventsEnabled: true },
+      timeoutMs,
+    );
 
     let closing: Promise<void> | undefined;
     return {

@@ -17,6 +17,8 @@ export class CdpPipe {
   private readonly clients = new Map<string, PipeClient>();
   /** Child sessions (pages, workers) by id, with the client that attached them. */
   private readonly owners = new Map<string, PipeClient>();
+  /** Child sessions' target ids (for the session log's page numbers). */
+  private readonly targets = new Map<string, string>();
   private closedError: Error | undefined;
 
   constructor(
@@ -77,17 +79,42 @@ export class CdpPipe {
 
   /** @internal A client's command, after the policy: ids rewritten, routed to its session. */
   forward(client: PipeClient, message: ClientMessage): void {
-    const refusal = this.refusal(message);
-    if (refusal) {
-      client.deliver(
-        JSON.stringify({
-          id: message.id,
-          error: { code: -32000, message: refusal },
-          sessionId: message.sessionId,
-        }),
-      );
-      return;
+    if (
+      message.method === "DOM.setFileInputFiles" &&
+      this.policy.resolveFilePaths &&
+      !reachesLocalFiles(message.params)
+    ) {
+      const files = message.params?.files;
+      if (!this.policy.allowFilePaths?.(files)) {
+        // Paths of files uploaded through the API: fetched for this browser, then the command goes on.
+        void this.policy.resolveFilePaths(files).then(
+          (resolved) => {
+            if (typeof resolved === "string") return this.refuse(client, message, resolved);
+            // The log keeps what the client sent, not the paths on this machine.
+            this.send(client, { ...message, params: { ...message.params, files: resolved } }, message.params);
+          },
+          (error: unknown) =>
+            this.refuse(client, message, `the uploaded files could not be read: ${(error as Error).message}`),
+        );
+        return;
+      }
     }
+    const refusal = this.refusal(message);
+    if (refusal) return this.refuse(client, message, refusal);
+    this.send(client, message);
+  }
+
+  private refuse(client: PipeClient, message: ClientMessage, refusal: string): void {
+    client.deliver(
+      JSON.stringify({
+        id: message.id,
+        error: { code: -32000, message: refusal },
+        sessionId: message.sessionId,
+      }),
+    );
+  }
+
+  private send(client: PipeClient, message: ClientMessage, loggedParams = message.params): void {
     if (message.sessionId !== undefined && this.owners.get(message.sessionId) !== client) {
       client.deliver(
         JSON.stringify({
@@ -99,8 +126,29 @@ export class CdpPipe {
       return;
     }
     const id = this.nextId++;
-    this.pending.set(id, { client, clientId: message.id, method: message.method });
+    this.pending.set(id, {
+      client,
+      clientId: message.id,
+      method: message.method,
+      params: loggedParams,
+      clientSessionId: message.sessionId,
+      sentAt: Date.now(),
+    });
     this.write({ ...message, id, sessionId: message.sessionId ?? client.browserSessionId });
+  }
+
+  /** Runs a policy hook: whatever it does, the message is still routed. */
+  private hook(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      process.emitWarning(`a CDP pipe hook failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** The target (page, worker) a child session is attached to, as the browser announced it. */
+  targetOf(sessionId: string | undefined): string | undefined {
+    return sessionId === undefined ? undefined : this.targets.get(sessionId);
   }
 
   /** @internal A client went away: its browser session (and the sessions under it) detach. */
@@ -152,12 +200,34 @@ export class CdpPipe {
   }
 
   private route(message: BrowserMessage): void {
+    if (message.method === "Target.attachedToTarget") {
+      const params = message.params as
+        { sessionId?: unknown; targetInfo?: { targetId?: unknown } } | undefined;
+      if (typeof params?.sessionId === "string" && typeof params.targetInfo?.targetId === "string")
+        this.targets.set(params.sessionId, params.targetInfo.targetId);
+    } else if (message.method === "Target.detachedFromTarget") {
+      const params = message.params as { sessionId?: unknown } | undefined;
+      if (typeof params?.sessionId === "string") this.targets.delete(params.sessionId);
+    }
+    if (message.method !== undefined) this.hook(() => this.policy.observe?.(message));
     if (typeof message.id === "number") {
       const entry = this.pending.get(message.id);
       if (!entry) return;
       this.pending.delete(message.id);
       if (entry.internal) return entry.internal(message);
       const client = entry.client!;
+      this.hook(() =>
+        this.policy.record?.({
+          method: entry.method ?? "",
+          params: entry.params ?? {},
+          sessionId: entry.clientSessionId,
+          targetId: this.targetOf(entry.clientSessionId),
+          result: message.result as Record<string, unknown> | undefined,
+          error: message.error?.message,
+          sentAt: entry.sentAt ?? Date.now(),
+          answeredAt: Date.now(),
+        }),
+      );
       const attached = (message.result as { sessionId?: unknown } | undefined)?.sessionId;
       if (typeof attached === "string" && entry.method?.startsWith("Target.attach"))
         this.owners.set(attached, client);
@@ -191,6 +261,29 @@ export interface CommandPolicy {
   allowFilePaths?: (files: unknown) => boolean;
   /** Where downloads go, whatever folder a client asks for. */
   downloadPath?: string;
+  /**
+   * For `DOM.setFileInputFiles` paths `allowFilePaths` refuses: the local paths to use instead
+   * (files uploaded through the API, fetched for this browser), or a refusal message.
+   */
+  resolveFilePaths?: (files: unknown) => Promise<string[] | string>;
+  /** Sees every event the browser sends (downloads are noticed here), before it is routed. */
+  observe?: (message: BrowserMessage) => void;
+  /** Told of every client command with its answer (the session's CDP log). */
+  record?: (call: RecordedCall) => void;
+}
+
+/** One client command and the browser's answer to it. */
+export interface RecordedCall {
+  method: string;
+  params: Record<string, unknown>;
+  /** The client's CDP session (undefined: its browser-level session). */
+  sessionId?: string;
+  /** The target that session is attached to, when it is a page's or a worker's. */
+  targetId?: string;
+  result?: Record<string, unknown>;
+  error?: string;
+  sentAt: number;
+  answeredAt: number;
 }
 
 /** One client's view of the pipe: what the relay reads from and writes to. */
@@ -266,7 +359,7 @@ interface ClientMessage {
   sessionId?: string;
 }
 
-interface BrowserMessage {
+export interface BrowserMessage {
   id?: number;
   method?: string;
   params?: unknown;
@@ -279,6 +372,9 @@ interface Pending {
   client?: PipeClient;
   clientId?: number;
   method?: string;
+  params?: Record<string, unknown>;
+  clientSessionId?: string;
+  sentAt?: number;
   internal?: (message: BrowserMessage) => void;
 }
 

@@ -1,5 +1,4 @@
 import { expect } from "chai";
-import yauzl = require("yauzl");
 import { createSessionHandler } from "../../handlers/create-session";
 import {
   sessionDownloadsHandler,
@@ -15,30 +14,7 @@ import {
   sessionFileRedisKeys,
 } from "../../lib/session-files";
 import { apiEvent, createTestWorld, ctx, uniqueProject, type TestWorld } from "../support/fixtures";
-import { multipartBody } from "../support/zips";
-
-/** The entries of a zip, by name. */
-function unzip(data: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(data, { lazyEntries: true }, (error, zip) => {
-      if (error || !zip) return reject(error);
-      const out = new Map<string, Buffer>();
-      zip.on("entry", (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (err, stream) => {
-          if (err || !stream) return reject(err);
-          const chunks: Buffer[] = [];
-          stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-          stream.on("end", () => {
-            out.set(entry.fileName, Buffer.concat(chunks));
-            zip.readEntry();
-          });
-        });
-      });
-      zip.on("end", () => resolve(out));
-      zip.readEntry();
-    });
-  });
-}
+import { multipartBody, unzipEntries } from "../support/zips";
 
 describe("session files: uploads, downloads and logs", () => {
   let world: TestWorld;
@@ -197,7 +173,7 @@ describe("session files: uploads, downloads and logs", () => {
       const res = await byId(downloads, id);
       expect(res.statusCode).to.equal(200);
       expect(res.isBase64Encoded).to.equal(true);
-      const entries = await unzip(Buffer.from(res.body, "base64"));
+      const entries = await unzipEntries(Buffer.from(res.body, "base64"));
       expect([...entries.keys()].sort()).to.deep.equal(["data (2).csv", "invoice.pdf"]);
       expect(entries.get("invoice.pdf")!.equals(pdf)).to.equal(true);
     });

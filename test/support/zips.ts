@@ -1,3 +1,4 @@
+import { fromBuffer as yauzlFromBuffer } from "yauzl";
 import { ZipFile } from "yazl";
 
 /** A .zip holding `entries` (path to content), deflated, as a Buffer. */
@@ -61,4 +62,27 @@ export async function multipartBody(
     body: Buffer.from(await request.arrayBuffer()),
     contentType: request.headers.get("content-type")!,
   };
+}
+
+/** The entries of a zip, by name, with their bytes. */
+export function unzipEntries(data: Buffer): Promise<Map<string, Buffer>> {
+  return new Promise((resolve, reject) => {
+    yauzlFromBuffer(data, { lazyEntries: true }, (error, zip) => {
+      if (error || !zip) return reject(error);
+      const out = new Map<string, Buffer>();
+      zip.on("entry", (entry: { fileName: string }) => {
+        zip.openReadStream(entry as never, (err, stream) => {
+          if (err || !stream) return reject(err);
+          const chunks: Buffer[] = [];
+          stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+          stream.on("end", () => {
+            out.set(entry.fileName, Buffer.concat(chunks));
+            zip.readEntry();
+          });
+        });
+      });
+      zip.on("end", () => resolve(out));
+      zip.readEntry();
+    });
+  });
 }

@@ -18,6 +18,7 @@ Environment (all optional):
   ALB_DNS_NAME                 connect host (default 127.0.0.1:9222)
   CHROMIUM_PATH                browser binary (default /usr/bin/chromium)
   CONNECT_DISCONNECT_GRACE_MS  how long a session without keepAlive outlives its last client (default 2000)
+  LIVE_VIEW_FRAME_ANCESTORS    who may frame the live view: CSP sources, e.g. "https://app.example.com 'self'" (default *)
   and every handler setting in the README's configuration table.
 
 API keys: npm run keys -- create --project <id>   (and: list, projects, migrate, revoke, rotate-token-key; --help)`;

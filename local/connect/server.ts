@@ -1,3 +1,5 @@
+import type { SessionFileStore } from "../../lib/session-files";
+import { SessionFiles } from "./session-files";
 import {
   createServer,
   STATUS_CODES,
@@ -32,7 +34,17 @@ import type { PipeClient } from "./cdp-pipe";
 import { SessionContext } from "./context";
 import { loadExtension } from "./extension";
 import { LocalSession } from "./lifecycle";
-import { CLOSE, joinRelay, MAX_FRAME_BYTES, type CloseFrame } from "./relay";
+import {
+  DEBUG_PATH,
+  DEBUGGER_PATH,
+  DebugClients,
+  liveViewFrameAncestors,
+  NO_BROWSER_MESSAGE,
+  sendPageRefusal,
+  sendViewer,
+  viewerOptions,
+} from "./live-view";
+import { closeClient, CLOSE, joinRelay, MAX_FRAME_BYTES, type CloseFrame } from "./relay";
 
 export { CLOSE } from "./relay";
 
@@ -52,6 +64,8 @@ export interface ConnectDeps {
   objects?: ObjectStore;
   /** Context metadata and keys (sessions created with `browserSettings.context`). */
   contexts?: ContextStore;
+  /** Where a session's uploads are read, its downloads stored and its CDP log written. */
+  sessionFiles?: SessionFileStore;
 }
 
 export interface ConnectServerOptions {
@@ -67,6 +81,11 @@ export interface ConnectServerOptions {
    * CONNECT_DISCONNECT_GRACE_MS or 2000.
    */
   disconnectGraceMs?: number;
+  /**
+   * CSP `frame-ancestors` sources of the live view page (who may embed it in a frame). Default
+   * LIVE_VIEW_FRAME_ANCESTORS or `*`.
+   */
+  liveViewFrameAncestors?: string;
 }
 
 /** A browser this server started (kept for the whole run, so tests and benchmarks can check it ended). */
@@ -77,6 +96,7 @@ export interface LaunchedBrowser {
 }
 
 const CONNECT_PATH = /^\/v1\/sessions\/([^/]+)\/connect\/?$/;
+const NO_SUCH_ENDPOINT = "no such endpoint: connect to /v1/sessions/<id>/connect?signingKey=<token>";
 /** Default for `disconnectGraceMs` when CONNECT_DISCONNECT_GRACE_MS is not set. */
 export const DEFAULT_DISCONNECT_GRACE_MS = 2000;
 /** How soon a release that failed on a Redis error is tried again (at least). */
@@ -122,13 +142,18 @@ export class ConnectServer {
   private subscriber: RedisClient | undefined;
   private closing = false;
   private readonly configError: Error | undefined;
+  /** Live views and other `wsUrl` clients, per session: they never keep a session alive. */
+  private readonly debugClients = new DebugClients<LocalSession>();
+  private readonly frameAncestors: string;
 
   constructor(private readonly options: ConnectServerOptions = {}) {
     this.executablePath = options.chromiumPath ?? chromiumPath();
     // A bad CONNECT_DISCONNECT_GRACE_MS is reported by `listen`, where the caller handles failures.
     const grace = options.disconnectGraceMs ?? disconnectGraceMs();
     this.disconnectGraceMs = grace instanceof Error ? DEFAULT_DISCONNECT_GRACE_MS : grace;
-    this.configError = grace instanceof Error ? grace : undefined;
+    const ancestors = options.liveViewFrameAncestors ?? liveViewFrameAncestors();
+    this.frameAncestors = ancestors instanceof Error ? "'none'" : ancestors;
+    this.configError = grace instanceof Error ? grace : ancestors instanceof Error ? ancestors : undefined;
     this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
     this.server = createServer((req, res) => this.onRequest(req, res));
     this.server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -208,12 +233,17 @@ export class ConnectServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    const refusal = CONNECT_PATH.test(path)
-      ? new Refusal(
-          426,
-          "this endpoint speaks WebSocket: connect with a CDP client (e.g. Playwright connectOverCDP)",
-        )
-      : new Refusal(404, "no such endpoint: connect to /v1/sessions/<id>/connect?signingKey=<token>");
+    if (DEBUGGER_PATH.test(path)) {
+      void this.onDebuggerPage(req, res);
+      return;
+    }
+    const refusal =
+      CONNECT_PATH.test(path) || DEBUG_PATH.test(path)
+        ? new Refusal(
+            426,
+            "this endpoint speaks WebSocket: connect with a CDP client (e.g. Playwright connectOverCDP)",
+          )
+        : new Refusal(404, NO_SUCH_ENDPOINT);
     const body = JSON.stringify({
       statusCode: refusal.statusCode,
       error: STATUS_CODES[refusal.statusCode],
@@ -229,33 +259,22 @@ export class ConnectServer {
   private async onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on("error", () => undefined);
     let sessionId: string | undefined;
+    let scope: "connect" | "debug" = "connect";
     try {
       const url = new URL(req.url ?? "/", "http://localhost");
-      const match = CONNECT_PATH.exec(url.pathname);
-      if (!match)
-        throw new Refusal(404, "no such endpoint: connect to /v1/sessions/<id>/connect?signingKey=<token>");
-      try {
-        sessionId = decodeURIComponent(match[1]);
-      } catch {
-        throw new Refusal(404, "no such session: the session id in the path is not valid");
-      }
-      const deps = this.deps;
-      if (!deps || this.closing)
-        throw new Refusal(503, "the connect server is not serving right now; retry shortly");
-
-      // The Proxy's own admission rule (lib/admission.ts): token, record, status, expiry.
-      const admission = await admitConnection({
-        sessionId,
-        token: url.searchParams.get("signingKey") ?? undefined,
-        keySet: await deps.secrets.getParsed(deps.config.tokenKeysSecretRef, parseTokenKeySet),
-        issuer: deps.config.tokenIssuer,
-        audience: deps.config.tokenAudience,
-        now: deps.now(),
-        getRecord: (projectId, id) => deps.store.get(projectId, id),
-      });
-      if (!admission.admit) throw new Refusal(admission.status, admission.message);
-      const { record } = admission;
+      const connectMatch = CONNECT_PATH.exec(url.pathname);
+      const debugMatch = connectMatch ? null : DEBUG_PATH.exec(url.pathname);
+      scope = debugMatch ? "debug" : "connect";
+      const match = connectMatch ?? debugMatch;
+      if (!match) throw new Refusal(404, NO_SUCH_ENDPOINT);
+      sessionId = sessionIdFrom(match);
+      const deps = this.servingDeps();
+      const { record } = await this.admit(sessionId, url, scope, deps);
       if (!this.browserAvailable) throw new Refusal(503, this.installHint);
+      if (scope === "debug") {
+        await this.relayDebugClient(req, socket, head, record, deps);
+        return;
+      }
 
       const session = this.sessionFor(record, deps);
       // A client on its way in counts as present: a pending release-on-disconnect waits for it.
@@ -274,14 +293,7 @@ export class ConnectServer {
           throw new Refusal(503, `could not reach the session's browser: ${(error as Error).message}`);
         }
         // A release may have landed while the browser started, before this session was registered.
-        const now = await deps.store.get(record.projectId, record.id);
-        const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
-        if (session.ended || nowStatus !== "RUNNING") {
-          upstream.close();
-          if (!session.ended)
-            void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
-          throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
-        }
+        await this.confirmRunning(session, record, deps, upstream);
         if (socket.destroyed) {
           upstream.close();
           return;
@@ -307,29 +319,161 @@ export class ConnectServer {
         this.onClientGone(session);
       }
     } catch (error) {
-      const refusal =
-        error instanceof Refusal
-          ? error
-          : new Refusal(
-              isDependencyError(error) ? 503 : 500,
-              isDependencyError(error)
-                ? "a dependency of the connect server is unavailable; retry shortly"
-                : "the connect server failed; see its log",
-            );
-      if (refusal.statusCode >= 500) {
-        this.deps?.logger.error("connect upgrade failed", {
-          sessionId,
-          statusCode: refusal.statusCode,
-          cause: describeCause(error),
-        });
-      } else {
-        this.deps?.logger.info("connect refused", {
-          sessionId,
-          statusCode: refusal.statusCode,
-          reason: refusal.message,
-        });
-      }
+      const refusal = toRefusal(error);
+      this.logRefusal(scope === "debug" ? "debug upgrade" : "connect upgrade", sessionId, refusal, error);
       refuse(socket, refusal);
+    }
+  }
+
+  /** The deps, while the server is serving; else a 503. */
+  private servingDeps(): ConnectDeps {
+    if (!this.deps || this.closing)
+      throw new Refusal(503, "the connect server is not serving right now; retry shortly");
+    return this.deps;
+  }
+
+  /**
+   * The Proxy's own admission rule (lib/admission.ts): token (of `scope`), record, status, expiry.
+   * Resolves with the admission, or throws its refusal.
+   */
+  private async admit(sessionId: string, url: URL, scope: "connect" | "debug", deps: ConnectDeps) {
+    const admission = await admitConnection({
+      sessionId,
+      token: url.searchParams.get("signingKey") ?? undefined,
+      keySet: await deps.secrets.getParsed(deps.config.tokenKeysSecretRef, parseTokenKeySet),
+      issuer: deps.config.tokenIssuer,
+      audience: deps.config.tokenAudience,
+      scope,
+      now: deps.now(),
+      getRecord: (projectId, id) => deps.store.get(projectId, id),
+    });
+    if (!admission.admit) throw new Refusal(admission.status, admission.message);
+    return admission;
+  }
+
+  /**
+   * Throws 410 (and closes `upstream`) when the session ended while a client was on its way in: a
+   * release may land while the browser starts, before the session was registered here.
+   */
+  private async confirmRunning(
+    session: LocalSession,
+    record: SessionRecord,
+    deps: ConnectDeps,
+    upstream: PipeClient,
+  ): Promise<void> {
+    const now = await deps.store.get(record.projectId, record.id);
+    const nowStatus = now ? effectiveStatus(now, deps.now()) : "COMPLETED";
+    if (session.ended || nowStatus !== "RUNNING") {
+      upstream.close();
+      if (!session.ended)
+        void this.endSession(session, nowStatus === "TIMED_OUT" ? CLOSE.timedOut : CLOSE.ended);
+      throw new Refusal(410, now ? endedMessage(now, nowStatus) : `session ${record.id} has ended`);
+    }
+  }
+
+  /**
+   * A debug client (the live view page's WebSocket, or any `wsUrl` user): relayed to the session's
+   * browser like a connect client, with a browser session of its own, but it never starts a browser
+   * (409 when the session has none here) and never counts for the keepAlive rule (no `join`, not
+   * one of the session's relays), so watching a session does not keep it alive.
+   */
+  private async relayDebugClient(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    record: SessionRecord,
+    deps: ConnectDeps,
+  ): Promise<void> {
+    const session = this.liveSession(record);
+    if (!session) throw new Refusal(409, NO_BROWSER_MESSAGE);
+    let browser: ChromiumProcess;
+    try {
+      browser = await session.browser;
+    } catch {
+      throw new Refusal(409, NO_BROWSER_MESSAGE);
+    }
+    let upstream: PipeClient;
+    try {
+      upstream = await browser.connectClient();
+    } catch (error) {
+      throw new Refusal(503, `could not reach the session's browser: ${(error as Error).message}`);
+    }
+    await this.confirmRunning(session, record, deps, upstream);
+    if (socket.destroyed) {
+      upstream.close();
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (client) => {
+      const relay = joinRelay(
+        client,
+        upstream,
+        browser.exited,
+        (gone) => this.debugClients.delete(session, gone),
+        (gone) => this.debugClients.delete(session, gone),
+      );
+      if (session.ended) {
+        // The session ended during the handshake: this client gets what the others got.
+        closeClient(client, CLOSE.ended);
+        upstream.close();
+        return;
+      }
+      this.debugClients.add(session, relay);
+    });
+  }
+
+  /** The session's entry here when it has (or is starting) a browser, else undefined. */
+  private liveSession(record: SessionRecord): LocalSession | undefined {
+    const session = this.sessions.get(record.id);
+    return session && !session.ended && session.projectId === record.projectId ? session : undefined;
+  }
+
+  /**
+   * The live view page: the token is checked exactly as for the debug WebSocket (scope `debug`)
+   * before any HTML is served, and so is the browser (a refused page carries no script).
+   */
+  private async onDebuggerPage(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let sessionId: string | undefined;
+    try {
+      if (req.method !== "GET" && req.method !== "HEAD")
+        throw new Refusal(405, "the live view page answers GET only: open the debuggerUrl in a browser");
+      const url = new URL(req.url ?? "/", "http://localhost");
+      sessionId = sessionIdFrom(DEBUGGER_PATH.exec(url.pathname)!);
+      const deps = this.servingDeps();
+      const { record } = await this.admit(sessionId, url, "debug", deps);
+      if (!this.browserAvailable) throw new Refusal(503, this.installHint);
+      if (!this.liveSession(record)) throw new Refusal(409, NO_BROWSER_MESSAGE);
+      sendViewer(req, res, viewerOptions(url), this.frameAncestors);
+    } catch (error) {
+      const refusal = toRefusal(error);
+      this.logRefusal("live view page", sessionId, refusal, error);
+      sendPageRefusal(
+        req,
+        res,
+        refusal.statusCode,
+        refusal.message,
+        this.frameAncestors,
+        refusal.statusCode === 405 ? { allow: "GET, HEAD" } : {},
+      );
+    }
+  }
+
+  /**
+   * Logs a refusal of `what` ("connect upgrade", ...): at 500 and above as "<what> failed" with its
+   * cause, else as "<first word> refused" with the reason the client was told. Never the token.
+   */
+  private logRefusal(what: string, sessionId: string | undefined, refusal: Refusal, error: unknown): void {
+    if (refusal.statusCode >= 500) {
+      this.deps?.logger.error(`${what} failed`, {
+        sessionId,
+        statusCode: refusal.statusCode,
+        cause: describeCause(error),
+      });
+    } else {
+      this.deps?.logger.info(`${what.replace(/ (upgrade|page)$/, "")} refused`, {
+        sessionId,
+        statusCode: refusal.statusCode,
+        reason: refusal.message,
+      });
     }
   }
 
@@ -348,10 +492,21 @@ export class ConnectServer {
           deps,
         )
       : undefined;
+    // Uploads handed to file inputs, downloads stored as they finish, the CDP log (session-files.ts).
+    const files = new SessionFiles(
+      {
+        id: record.id,
+        projectId: record.projectId,
+        expiresAt: record.expiresAt,
+        retentionMs: deps.config.retentionSeconds * 1000,
+      },
+      deps,
+    );
     const browser = launchChromium({
       executablePath: this.executablePath,
       profileParent: this.options.profileParent,
       timeoutMs: this.options.launchTimeoutMs,
+      policy: (profileDir) => files.policy(profileDir),
       prepareProfile:
         context || record.extensionId
           ? async (profileDir) => {
@@ -377,7 +532,11 @@ export class ConnectServer {
       {
         onExpired: (expired) => void this.endSession(expired, CLOSE.timedOut),
         onIdle: (idle) => void this.releaseIdle(idle),
-        beforeStop: context?.session.persist ? (_ending, started) => context.save(started) : undefined,
+        beforeStop: async (_ending, started) => {
+          // The last log entries and any download still being stored, then the context's write-back.
+          await files.close();
+          if (context?.session.persist) await context.save(started);
+        },
       },
     );
     this.sessions.set(record.id, session);
@@ -397,6 +556,7 @@ export class ConnectServer {
       (error: Error) => {
         // `reason`, not `message`: the logger's own field of that name would hide it.
         deps.logger.error("browser failed to start", { sessionId: record.id, reason: error.message });
+        void files.close();
         // Let the next connect try again.
         if (this.sessions.get(record.id) === session) this.sessions.delete(record.id);
         session.abandonStart();
@@ -484,7 +644,10 @@ export class ConnectServer {
 
   /** Ends a session here: close frames to its clients, then its browser and profile go. Idempotent. */
   private endSession(session: LocalSession, close: CloseFrame): Promise<void> {
-    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    if (this.sessions.get(session.id) === session) {
+      this.sessions.delete(session.id);
+    }
+    this.debugClients.closeAll(session, close);
     return session.end(close, (browser) =>
       this.deps?.logger.info("browser stopped", {
         sessionId: session.id,
@@ -572,6 +735,23 @@ export function disconnectGraceMs(env: Record<string, string | undefined> = proc
 
 function isDependencyError(error: unknown): boolean {
   return (error as { statusCode?: number } | null)?.statusCode === 503;
+}
+
+/** A refusal as it is, or what an unexpected failure is answered with (no internals). */
+function toRefusal(error: unknown): Refusal {
+  if (error instanceof Refusal) return error;
+  return isDependencyError(error)
+    ? new Refusal(503, "a dependency of the connect server is unavailable; retry shortly")
+    : new Refusal(500, "the connect server failed; see its log");
+}
+
+/** The session id from a path match; 404 when it is not valid percent-encoding. */
+function sessionIdFrom(match: RegExpExecArray): string {
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    throw new Refusal(404, "no such session: the session id in the path is not valid");
+  }
 }
 
 /** Answers a refused upgrade with a plain HTTP response carrying the API's JSON error shape. */

@@ -331,7 +331,8 @@ describe("local connect server (Proxy stand-in)", function () {
         { files: [secrets], backendNodeId: 1 },
         sessionId,
       );
-      expect(files.error?.message).to.match(/local paths is not allowed/);
+      // Only files uploaded to the session through the API may be named, never this machine's.
+      expect(files.error?.message).to.match(/may name only files uploaded to the session/);
       // A command for a session this client never attached is refused as unknown.
       const foreign = await cdp.send(
         "Runtime.evaluate",

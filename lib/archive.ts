@@ -42,7 +42,8 @@ export interface ExtensionManifestSummary {
   uncompressedBytes: number;
 }
 
-function openZip(buffer: Buffer): Promise<ZipFile> {
+/** Opens a zip for reading entry by entry; absolute names, `..` and backslashes are refused by yauzl. */
+export function openZip(buffer: Buffer): Promise<ZipFile> {
   return new Promise((resolvePromise, reject) => {
     fromBuffer(
       buffer,
@@ -52,14 +53,14 @@ function openZip(buffer: Buffer): Promise<ZipFile> {
   });
 }
 
-function openEntry(zipfile: ZipFile, entry: Entry): Promise<Readable> {
+export function openEntry(zipfile: ZipFile, entry: Entry): Promise<Readable> {
   return new Promise((resolvePromise, reject) => {
     zipfile.openReadStream(entry, (error, stream) => (error ? reject(error) : resolvePromise(stream)));
   });
 }
 
 /** Walks every entry in order; `visit` may read the entry before the next one is read. */
-async function eachEntry(zipfile: ZipFile, visit: (entry: Entry) => Promise<void>): Promise<void> {
+export async function eachEntry(zipfile: ZipFile, visit: (entry: Entry) => Promise<void>): Promise<void> {
   await new Promise<void>((resolvePromise, reject) => {
     let failed = false;
     const fail = (error: unknown) => {
@@ -111,18 +112,23 @@ async function openChecked(buffer: Buffer, limits: ArchiveLimits): Promise<ZipFi
   return zipfile;
 }
 
-async function readLimited(stream: Readable, maxBytes: number): Promise<Buffer> {
+/** An entry's bytes, or the error `tooLarge` makes once more than `maxBytes` have come. */
+export async function readAtMost(stream: Readable, maxBytes: number, tooLarge: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
     if (size > maxBytes) {
       stream.destroy();
-      throw new BadRequestError(`manifest.json is over ${maxBytes} bytes`);
+      throw tooLarge();
     }
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+function readLimited(stream: Readable, maxBytes: number): Promise<Buffer> {
+  return readAtMost(stream, maxBytes, () => new BadRequestError(`manifest.json is over ${maxBytes} bytes`));
 }
 
 function parseManifest(bytes: Buffer): { name: string; version: string; manifestVersion: number } {

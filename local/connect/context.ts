@@ -2,8 +2,9 @@ import { createWriteStream, lstatSync, mkdirSync, readdirSync, rmSync, type Stat
 import { dirname, join, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { fromBuffer, type Entry, type ZipFile as ZipReader } from "yauzl";
+import type { Entry } from "yauzl";
 import { ZipFile as ZipWriter } from "yazl";
+import { eachEntry, openEntry, openZip, readAtMost } from "../../lib/archive";
 import type { RuntimeConfig } from "../../lib/config";
 import {
   decryptContextArchive,
@@ -234,56 +235,8 @@ export async function zipProfileState(
 // ---------------------------------------------------------------------------------------------
 // Unpacking
 
-function openZip(buffer: Buffer): Promise<ZipReader> {
-  return new Promise((resolvePromise, reject) => {
-    // strictFileNames: absolute names, `..` segments and backslashes are refused by yauzl itself.
-    fromBuffer(
-      buffer,
-      { lazyEntries: true, validateEntrySizes: true, decodeStrings: true, strictFileNames: true },
-      (error, zipfile) => (error ? reject(error) : resolvePromise(zipfile)),
-    );
-  });
-}
-
-function openEntry(zipfile: ZipReader, entry: Entry): Promise<Readable> {
-  return new Promise((resolvePromise, reject) => {
-    zipfile.openReadStream(entry, (error, stream) => (error ? reject(error) : resolvePromise(stream)));
-  });
-}
-
-/** Walks every entry in order; `visit` has read (or skipped) an entry before the next is read. */
-function eachEntry(zipfile: ZipReader, visit: (entry: Entry) => Promise<void>): Promise<void> {
-  return new Promise<void>((resolvePromise, reject) => {
-    let failed = false;
-    const fail = (error: unknown) => {
-      if (failed) return;
-      failed = true;
-      zipfile.close();
-      reject(error);
-    };
-    zipfile.on("error", fail);
-    zipfile.on("end", () => {
-      if (!failed) resolvePromise();
-    });
-    zipfile.on("entry", (entry: Entry) => {
-      visit(entry).then(() => zipfile.readEntry(), fail);
-    });
-    zipfile.readEntry();
-  });
-}
-
-async function readLimited(stream: Readable, maxBytes: number, what: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      stream.destroy();
-      throw new Error(`${what} is over ${maxBytes} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+function readLimited(stream: Readable, maxBytes: number, what: string): Promise<Buffer> {
+  return readAtMost(stream, maxBytes, () => new Error(`${what} is over ${maxBytes} bytes`));
 }
 
 /** Unix file type bits of an entry made on Unix (0 when the zip does not say). */

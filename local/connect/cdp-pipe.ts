@@ -161,7 +161,7 @@ export class CdpPipe {
   private refusal(message: ClientMessage): string | undefined {
     if (typeof message.method !== "string" || typeof message.id !== "number") return "malformed CDP message";
     const params = message.params ?? {};
-    if (reachesLocalFiles(params)) {
+    if (LOADS_URLS.has(message.method) && reachesLocalFiles(params)) {
       return "file: URLs are not allowed: this browser cannot open the machine's files";
     }
     if (message.method === "DOM.setFileInputFiles" && !this.policy.allowFilePaths?.(params.files)) {
@@ -379,6 +379,19 @@ interface Pending {
 }
 
 const LOCAL_FILE_URL = /^\s*(view-source:\s*)?file:/i;
+
+/**
+ * The commands that make the browser itself load a URL, where a file: URL would read the
+ * machine's files. Only these are checked: a web page cannot load file: URLs by itself (Chromium
+ * refuses), and scanning every command's arguments refused Playwright's own injected script
+ * (its locator actions then waited forever).
+ */
+const LOADS_URLS = new Set([
+  "Page.navigate",
+  "Target.createTarget",
+  "Network.loadNetworkResource",
+  "Page.setDocumentContent",
+]);
 
 /** True when any string in `value` (at any depth) is a file: URL (or view-source: of one). */
 export function reachesLocalFiles(value: unknown, depth = 0): boolean {

@@ -113,9 +113,8 @@ describe("session files through the local stack: uploads, downloads and the CDP 
     const { nodeId } = await cdp.send("DOM.querySelector", { nodeId: root.nodeId, selector: "#picker" });
     await cdp.send("DOM.setFileInputFiles", { nodeId, files: ["/tmp/.uploads/numbers.txt"] });
     await page.waitForFunction(`document.getElementById("picked").textContent !== ""`);
-    expect(await page.evaluate(`document.getElementById("picked").textContent`)).to.equal(
-      "numbers.txt:quarterly numbers",
-    );
+    // Playwright's locator actions too (they once waited forever through the stand-in).
+    expect(await page.textContent("#picked", { timeout: 30_000 })).to.equal("numbers.txt:quarterly numbers");
 
     // A path the session was not given is refused; so is an upload it does not have.
     const refused = await rejectionOf(cdp.send("DOM.setFileInputFiles", { nodeId, files: ["/etc/passwd"] }));
@@ -127,9 +126,7 @@ describe("session files through the local stack: uploads, downloads and the CDP 
 
     // The download: a click on the link; the zip holds the file, byte for byte.
     expect((await (await bb.sessions.downloads.list(session.id)).arrayBuffer()).byteLength).to.equal(0);
-    // Clicked from the page's script: Playwright's locator actions wait forever through the stand-in
-    // today (its utility world never reports ready over the multiplexed pipe), unlike evaluate.
-    await page.evaluate(`document.getElementById("download").click()`);
+    await page.click("#download", { timeout: 30_000 });
     const zip = await waitFor("the download in the session's zip", async () => {
       const body = Buffer.from(await (await bb.sessions.downloads.list(session.id)).arrayBuffer());
       return body.length > 0 ? body : undefined;

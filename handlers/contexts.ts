@@ -8,9 +8,9 @@ import {
   toContextView,
   type ContextDeps,
 } from "../lib/contexts";
-import { apiKeyFrom, json, parseJsonBody, withErrorHandling, type HttpHandler } from "../lib/http";
+import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
 import { objectKeys } from "../lib/objects";
-import { checkJsonShape, parseOrBadRequest } from "../lib/schemas";
+import { readJsonBody } from "../lib/schemas";
 import { authenticateKey, checkProjectId, tokenKeys, type SessionDeps } from "../lib/sessions";
 
 /**
@@ -58,9 +58,7 @@ export function createContextHandler(deps: SessionDeps): HttpHandler {
   const bodySchema = createContextBodySchema();
   return withErrorHandling(deps.logger, async (event) => {
     const principal = await authenticateKey(apiKeyFrom(event), deps);
-    const raw = parseJsonBody(event, deps.config.maxBodyBytes);
-    checkJsonShape(raw);
-    const body = parseOrBadRequest(bodySchema, raw);
+    const body = readJsonBody(event, bodySchema, deps.config.maxBodyBytes);
     checkProjectId(principal, body.projectId);
     const { view } = await createContext(principal, { name: body.name }, ctxDeps);
     return json(201, view);

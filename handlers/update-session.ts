@@ -1,5 +1,5 @@
-import { apiKeyFrom, json, parseJsonBody, withErrorHandling, type HttpHandler } from "../lib/http";
-import { checkJsonShape, parseOrBadRequest, updateSessionBodySchema } from "../lib/schemas";
+import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
+import { readJsonBody, updateSessionBodySchema } from "../lib/schemas";
 import { authenticateKey, checkProjectId, releaseSession, type SessionDeps } from "../lib/sessions";
 
 /** `POST /v1/sessions/{id}` with `{"status": "REQUEST_RELEASE"}`: ends the session (idempotent). */
@@ -7,9 +7,7 @@ export function updateSessionHandler(deps: SessionDeps): HttpHandler {
   const bodySchema = updateSessionBodySchema();
   return withErrorHandling(deps.logger, async (event) => {
     const principal = await authenticateKey(apiKeyFrom(event), deps);
-    const raw = parseJsonBody(event, deps.config.maxBodyBytes);
-    checkJsonShape(raw);
-    const body = parseOrBadRequest(bodySchema, raw);
+    const body = readJsonBody(event, bodySchema, deps.config.maxBodyBytes);
     checkProjectId(principal, body.projectId);
     return json(200, await releaseSession(principal, event.pathParameters?.id ?? "", deps));
   });

@@ -1,7 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { apiKeyEntrySchema, projectEntrySchema } from "../lib/apikeys";
+import { apiKeyEntrySchema, projectEntrySchema, type ProjectEntry } from "../lib/apikeys";
 import { parseTokenKeySet } from "../lib/tokens";
 
 /** One API-key entry as `npm run keys -- create --print-entry` prints it: a hash, never a key. */
@@ -17,22 +17,11 @@ export interface ApiKeyEntryConfig {
   createdAt?: string;
 }
 
-/** One project of the stack's `projects` config: the limits every key of the project shares. */
-export interface ProjectEntryConfig {
-  id: string;
-  name?: string;
-  /** Live sessions the project may hold at once; default the handlers' DEFAULT_CONCURRENCY. */
-  concurrency?: number;
-  /** Seconds a session lives when its create names none; default DEFAULT_SESSION_TIMEOUT_SECONDS. */
-  defaultTimeout?: number;
-  /** Default `self-hosted`. */
-  ownerId?: string;
-  createdAt?: string;
-  updatedAt?: string;
-}
+/** One project of the stack's `projects` config: the handlers' own project entry (lib/apikeys.ts). */
+export type ProjectEntryConfig = ProjectEntry;
 
 /** The fields a project entry may have (any other is a typo the schema would silently drop). */
-const PROJECT_FIELDS = ["id", "name", "concurrency", "defaultTimeout", "ownerId", "createdAt", "updatedAt"];
+const projectFields = (): string[] => Object.keys(projectEntrySchema().shape);
 
 export interface SecretsArgs {
   /** Entries of the API-key secret (hashes only). An empty list is allowed: no key works yet. */
@@ -63,10 +52,10 @@ export function projectEntries(projects: readonly ProjectEntryConfig[]): Project
     if (typeof project !== "object" || project === null || Array.isArray(project)) {
       throw new Error(`${where} must be an object`);
     }
-    const unknown = Object.keys(project).find((field) => !PROJECT_FIELDS.includes(field));
+    const unknown = Object.keys(project).find((field) => !projectFields().includes(field));
     if (unknown !== undefined) {
       throw new Error(
-        `${where}.${unknown} is not a project field (the fields: ${PROJECT_FIELDS.join(", ")})`,
+        `${where}.${unknown} is not a project field (the fields: ${projectFields().join(", ")})`,
       );
     }
     // The handlers' own project schema (lib/apikeys.ts), so config and secret can never disagree.

@@ -191,7 +191,9 @@ export function parseApiKeySet(raw: string): ApiKeyDirectory {
   const projects = new Map<string, ProjectEntry>();
   for (const [index, project] of (parsed.data.projects ?? []).entries()) {
     if (projects.has(project.id)) {
-      throw new Error(`API-key secret is malformed at projects.${index}.id: project ${project.id} appears twice`);
+      throw new Error(
+        `API-key secret is malformed at projects.${index}.id: project ${project.id} appears twice`,
+      );
     }
     projects.set(project.id, project);
   }

@@ -15,6 +15,7 @@ import { describeCause } from "./http";
 import type { Logger } from "./logger";
 import { objectKeys, type ObjectStore } from "./objects";
 import type { RedisClient } from "./redis";
+import { UUID_PATTERN } from "./session";
 import { DEADLINE_LUA, keys, pastDeadline, requestDeadline } from "./store";
 import { decryptForProxy, encryptForProxy, type TokenKeySet } from "./tokens";
 
@@ -369,8 +370,6 @@ export interface ContextDeps {
   newId?: () => string;
   maxPerProject?: number;
 }
-
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The same 404 for an unknown id, a deleted context and another project's context. */
 export function contextNotFound(id: string): NotFoundError {

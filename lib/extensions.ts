@@ -12,6 +12,7 @@ import type { Logger } from "./logger";
 import type { UploadedFile } from "./multipart";
 import { objectKeys, type ObjectStore } from "./objects";
 import type { RedisClient } from "./redis";
+import { UUID_PATTERN } from "./session";
 import { DEADLINE_LUA, keys, pastDeadline, requestDeadline } from "./store";
 
 /** An uploaded extension's metadata, as stored in Redis (`wc:{p}:extension:<id>`). */
@@ -219,9 +220,6 @@ export function extensionLimits(deps: ExtensionDeps): ExtensionLimits {
   return { ...DEFAULT_EXTENSION_LIMITS, ...deps.limits };
 }
 
-/** Extension ids are UUIDs; anything else cannot exist, so it is a 404 without asking Redis. */
-const EXTENSION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The same 404 for an unknown id and another project's extension. */
 export function extensionNotFound(id: string): NotFoundError {
   return new NotFoundError(`extension ${id.slice(0, 64)} not found`);
@@ -306,7 +304,7 @@ export async function getExtension(
   id: string,
   deps: Pick<ExtensionDeps, "extensions">,
 ): Promise<ExtensionRecord> {
-  if (!EXTENSION_ID_PATTERN.test(id)) throw extensionNotFound(id);
+  if (!UUID_PATTERN.test(id)) throw extensionNotFound(id);
   const record = await deps.extensions.get(principal.projectId, id.toLowerCase());
   if (!record) throw extensionNotFound(id);
   return record;
@@ -317,7 +315,7 @@ export async function getExtension(
  * is retired, not removed, so sessions created with it still get it when their browser starts.
  */
 export async function deleteExtension(principal: Principal, id: string, deps: ExtensionDeps): Promise<void> {
-  if (!EXTENSION_ID_PATTERN.test(id)) throw extensionNotFound(id);
+  if (!UUID_PATTERN.test(id)) throw extensionNotFound(id);
   const projectId = principal.projectId;
   const extensionId = id.toLowerCase();
   if (!(await deps.extensions.remove(projectId, extensionId))) throw extensionNotFound(id);
@@ -342,7 +340,7 @@ export async function checkSessionExtension(
   deps: Pick<ExtensionDeps, "extensions">,
 ): Promise<string> {
   const id = extensionId.trim().toLowerCase();
-  const record = EXTENSION_ID_PATTERN.test(id) ? await deps.extensions.get(projectId, id) : undefined;
+  const record = UUID_PATTERN.test(id) ? await deps.extensions.get(projectId, id) : undefined;
   if (!record) {
     throw new BadRequestError(
       `extensionId ${extensionId.slice(0, 64)} is not an extension of this project: upload it with POST /v1/extensions first`,

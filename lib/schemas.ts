@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { SESSION_TIMEOUT_MAX_SECONDS, SESSION_TIMEOUT_MIN_SECONDS } from "./config";
 import { BadRequestError } from "./errors";
+import { parseJsonBody, type HttpEvent } from "./http";
 import { SESSION_STATUSES } from "./session";
 
 /*
@@ -193,6 +194,16 @@ export function errorBodySchema() {
     limit: z.number().int().optional().describe("429 at the concurrency limit: the project's limit"),
     running: z.number().int().optional().describe("429 at the concurrency limit: its live sessions"),
   });
+}
+
+/**
+ * A route's JSON body, checked: size (413), JSON and object shape (400), then `schema` (400 naming
+ * the fields).
+ */
+export function readJsonBody<T>(event: HttpEvent, schema: z.ZodType<T>, maxBytes: number): T {
+  const raw = parseJsonBody(event, maxBytes);
+  checkJsonShape(raw);
+  return parseOrBadRequest(schema, raw);
 }
 
 /** Validates `value` with `schema`, or throws a 400 naming the first fields that are wrong. */

@@ -10,6 +10,12 @@ export type SessionStatus = (typeof SESSION_STATUSES)[number];
  */
 export type StoredStatus = "RUNNING" | "COMPLETED" | "ERROR" | "TIMED_OUT";
 
+/**
+ * Session, extension and context ids are UUIDs: anything else cannot name one, so a route answers
+ * it (404, or 400 on create) without asking Redis.
+ */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** A session as stored (timestamps in epoch milliseconds). */
 export interface SessionRecord {
   id: string;

@@ -14,6 +14,7 @@ import type { CreateSessionBody } from "./schemas";
 import {
   effectiveStatus,
   toSessionView,
+  UUID_PATTERN,
   type SessionRecord,
   type SessionStatus,
   type SessionView,
@@ -287,10 +288,6 @@ export function storedBytes(record: SessionRecord): number {
   return recordToFields(record).reduce((sum, part) => sum + Buffer.byteLength(part), 0);
 }
 
-/** Session (and context) ids are UUIDs; anything else cannot exist, so it is a 404 without asking Redis. */
-const SESSION_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const UUID_PATTERN = SESSION_ID_PATTERN;
-
 /** The 400 for a create whose context is unknown, deleted or another project's (the same text for each). */
 function contextNotInProject(id: string): BadRequestError {
   return new BadRequestError(
@@ -309,7 +306,7 @@ export async function getSessionRecord(
   id: string,
   deps: SessionDeps,
 ): Promise<SessionRecord> {
-  if (!SESSION_ID_PATTERN.test(id)) throw sessionNotFound(id);
+  if (!UUID_PATTERN.test(id)) throw sessionNotFound(id);
   const record = await deps.store.get(principal.projectId, id.toLowerCase());
   if (!record) throw sessionNotFound(id);
   return record;
@@ -395,7 +392,7 @@ export async function releaseSession(
   id: string,
   deps: SessionDeps,
 ): Promise<SessionView> {
-  if (!SESSION_ID_PATTERN.test(id)) throw sessionNotFound(id);
+  if (!UUID_PATTERN.test(id)) throw sessionNotFound(id);
   const now = deps.now();
   const record = await deps.store.release(principal.projectId, id.toLowerCase(), now);
   if (!record) throw sessionNotFound(id);

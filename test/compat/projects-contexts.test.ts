@@ -1,3 +1,4 @@
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import Browserbase from "@browserbasehq/sdk";
 import { expect } from "chai";
@@ -134,7 +135,10 @@ describe("compat: projects and contexts through @browserbasehq/sdk", function ()
         await world.stack.runtime.redis()
       ).hgetall(`wc:{${main.projectId}}:context:${made.id}`);
       expect(JSON.stringify(stored)).to.not.match(/PRIVATE KEY/);
-      expect(await privateKeyOf(made.id)).to.match(/^-----BEGIN PRIVATE KEY-----/);
+      // ...and it opens to the private half of the returned public key.
+      const privateKey = createPrivateKey(await privateKeyOf(made.id));
+      expect(privateKey.asymmetricKeyType).to.equal("rsa");
+      expect(createPublicKey(privateKey).export({ type: "spki", format: "pem" })).to.equal(made.publicKey);
     });
 
     it("takes an encrypted archive at the upload URL, which only the private key opens", async () => {

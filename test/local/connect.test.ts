@@ -8,7 +8,6 @@ import Browserbase from "@browserbasehq/sdk";
 import { expect } from "chai";
 import { Redis } from "ioredis";
 import { chromium } from "playwright-core";
-import { WebSocket } from "ws";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
 import { keys, SESSION_EVENTS_CHANNEL } from "../../lib/store";
@@ -24,6 +23,7 @@ import {
   secretsPath,
 } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
+import { rawCdp, upgrade } from "../support/cdp";
 import { sharedRedis } from "../support/redis";
 
 const PAGE_TITLE = "WallCrawler connect test page";
@@ -69,76 +69,12 @@ async function waitFor(
   }
 }
 
-/** Tries a WebSocket upgrade and reports the HTTP status and JSON body of a refusal (101 when accepted). */
-function upgrade(url: string): Promise<{ status: number; body: { statusCode?: number; message?: string } }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url);
-    socket.on("open", () => {
-      socket.terminate();
-      resolve({ status: 101, body: {} });
-    });
-    socket.on("unexpected-response", (_request, response) => {
-      let text = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => (text += chunk));
-      response.on("end", () => {
-        socket.terminate();
-        resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
-      });
-    });
-    socket.on("error", (error) => {
-      if (!/Unexpected server response/.test(error.message)) reject(error);
-    });
-  });
-}
-
 /** A raw CDP client on a connectUrl: sends commands, and records how the socket closed. */
 async function cdpClient(url: string) {
-  const socket = new WebSocket(url);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    socket.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", reject);
-  });
-  let nextId = 1;
-  const send = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<Record<string, unknown>>((resolve) => {
-      const id = nextId++;
-      const onMessage = (data: Buffer) => {
-        const message = JSON.parse(data.toString());
-        if (message.id !== id) return;
-        socket.off("message", onMessage);
-        resolve(message.result);
-      };
-      socket.on("message", onMessage);
-      socket.send(JSON.stringify({ id, method, params }));
-    });
-  return { socket, closed, send };
-}
-
-/** A raw CDP connection that returns whole replies (result or error) and can address a session. */
-async function rawCdp(url: string) {
-  const socket = new WebSocket(url);
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", reject);
-  });
-  let nextId = 1;
-  const send = (method: string, params: Record<string, unknown> = {}, sessionId?: string) =>
-    new Promise<{ result?: Record<string, unknown>; error?: { message: string } }>((resolve) => {
-      const id = nextId++;
-      const onMessage = (data: Buffer) => {
-        const message = JSON.parse(data.toString());
-        if (message.id !== id) return;
-        socket.off("message", onMessage);
-        resolve(message);
-      };
-      socket.on("message", onMessage);
-      socket.send(JSON.stringify({ id, method, params, sessionId }));
-    });
-  return { send, close: () => socket.close() };
+  const raw = await rawCdp(url);
+  const send = async (method: string, params: Record<string, unknown> = {}) =>
+    (await raw.send(method, params)).result as Record<string, unknown>;
+  return { socket: raw.socket, closed: raw.closed, send };
 }
 
 /** TCP ports (v4 and v6) on which any of `pids` listens (Linux: /proc/net and each process's fds). */

@@ -7,7 +7,6 @@ import { inflateSync } from "node:zlib";
 import Browserbase from "@browserbasehq/sdk";
 import { expect } from "chai";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { WebSocket } from "ws";
 import { createMemoryLogger } from "../../lib/logger";
 import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
@@ -15,6 +14,7 @@ import { liveViewFrameAncestors, viewerHeaders } from "../../local/connect/live-
 import { CLOSE, type ConnectServer } from "../../local/connect/server";
 import { ensureSecretsFile, mintFirstKey, readSecrets, secretsPath } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
+import { rawCdp, upgrade } from "../support/cdp";
 import { sharedRedis } from "../support/redis";
 
 /** The session page's background: a colour nothing else on screen has. */
@@ -52,55 +52,6 @@ async function waitFor(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Tries a WebSocket upgrade and reports the HTTP status and JSON body of a refusal (101 when accepted). */
-function upgrade(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url);
-    socket.on("open", () => {
-      socket.terminate();
-      resolve({ status: 101, body: {} });
-    });
-    socket.on("unexpected-response", (_request, response) => {
-      let text = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk: string) => (text += chunk));
-      response.on("end", () => {
-        socket.terminate();
-        resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
-      });
-    });
-    socket.on("error", (error) => {
-      if (!/Unexpected server response/.test(error.message)) reject(error);
-    });
-  });
-}
-
-/** A raw CDP client on a WebSocket URL: whole replies, and how the socket closed. */
-async function rawCdp(url: string) {
-  const socket = new WebSocket(url);
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    socket.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
-  );
-  await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
-    socket.once("error", reject);
-  });
-  let nextId = 1;
-  const send = (method: string, params: Record<string, unknown> = {}) =>
-    new Promise<{ result?: Record<string, unknown>; error?: { message: string } }>((resolve) => {
-      const id = nextId++;
-      const onMessage = (data: Buffer) => {
-        const message = JSON.parse(data.toString());
-        if (message.id !== id) return;
-        socket.off("message", onMessage);
-        resolve(message);
-      };
-      socket.on("message", onMessage);
-      socket.send(JSON.stringify({ id, method, params }));
-    });
-  return { send, closed, close: () => socket.close() };
 }
 
 /** The URL with its `signingKey` replaced. */

@@ -323,9 +323,10 @@ export function promiseOf<T>(output: pulumi.Output<T>): Promise<T> {
 /**
  * Waits until every pending registration and invoke has been answered. A resource whose inputs
  * never resolve (a CallbackFunction whose code failed to serialize) never registers: after
- * `timeoutMs` this rejects instead of hanging.
+ * `timeoutMs` this rejects instead of hanging. The bound only ends a hang: serializing every
+ * function's code takes about 10 s alone on 2 cores and three times that with the cores busy.
  */
-export async function settle(timeoutMs = 30000): Promise<void> {
+export async function settle(timeoutMs = 180_000): Promise<void> {
   // Internal to @pulumi/pulumi (what `pulumi.runtime.disconnect` waits on); exported at run time.
   const drained = (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
   let timer: ReturnType<typeof setTimeout> | undefined;

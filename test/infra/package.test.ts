@@ -46,7 +46,7 @@ async function contents(fn: Recorded): Promise<PackageContents> {
 }
 
 describe("the functions' code package", function () {
-  this.timeout(60000);
+  this.timeout(240_000); // loading the program waits for settle() (see mocks.ts)
   let packages: PackageContents[];
 
   before(async () => {

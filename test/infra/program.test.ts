@@ -30,7 +30,7 @@ function inputsJson(resource: Recorded): string {
 }
 
 describe("the whole program (dev stack config, under mocks)", function () {
-  this.timeout(60000);
+  this.timeout(240_000); // loading the program waits for settle() (see mocks.ts)
   let program: Awaited<ReturnType<typeof loadProgram>>;
 
   before(async () => {

@@ -19,7 +19,7 @@ import { loadProgram } from "./program";
 const REPO = join(__dirname, "..", "..");
 
 describe("a serialized handler from the code package", function () {
-  this.timeout(60000);
+  this.timeout(240_000); // loading the program waits for settle() (see mocks.ts)
   const { key, entry } = generateApiKey("serial");
   const tokenKeys = rotateTokenKeySet(undefined, "k1");
   const authToken = "serialized-test-auth-token-0123456789abcdef";

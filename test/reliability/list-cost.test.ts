@@ -26,7 +26,9 @@ describe("list amplification: what one list call costs Redis", function () {
   before(async () => {
     const server = await startOwnRedis();
     url = server.url;
-    world = await createTestWorld({ redisUrl: url });
+    // Bytes are measured here, not time: a patient command timeout keeps the set-up (100 creates
+    // of 8 KB at once) from timing out on a busy machine.
+    world = await createTestWorld({ redisUrl: url, env: { REDIS_COMMAND_TIMEOUT_MS: "5000" } });
     key = world.addKey(project, { concurrency: 100_000 });
     // 1000 sessions with 8 KB of userMetadata each: the most one list call looks through.
     const now = Date.now();

@@ -250,6 +250,34 @@ function fakeResource(args: pulumi.runtime.MockResourceArgs): { id: string; stat
       const listenerArn = arn("elasticloadbalancing", `listener/app/${digest(name, 8)}/${digest(name, 16)}`);
       return { id: listenerArn, state: { ...inputs, arn: listenerArn } };
     }
+    case "aws:sns/topic:Topic":
+      return { id: arn("sns", physical), state: { ...inputs, name: physical, arn: arn("sns", physical) } };
+    case "aws:sns/topicSubscription:TopicSubscription":
+      return {
+        id: `${inputs.topic}:${digest(name, 36)}`,
+        state: { ...inputs, arn: `${inputs.topic}:${digest(name, 36)}`, pendingConfirmation: true },
+      };
+    case "aws:cloudwatch/metricAlarm:MetricAlarm":
+      return {
+        id: physical,
+        state: { ...inputs, name: physical, arn: arn("cloudwatch", `alarm:${physical}`) },
+      };
+    case "aws:cloudwatch/dashboard:Dashboard":
+      return {
+        id: inputs.dashboardName,
+        state: {
+          ...inputs,
+          dashboardArn: `arn:aws:cloudwatch::${ACCOUNT}:dashboard/${inputs.dashboardName}`,
+        },
+      };
+    case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+      return {
+        id: `arn:aws:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`,
+        state: {
+          ...inputs,
+          arn: `arn:aws:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`,
+        },
+      };
     default:
       if (type.startsWith("pulumi:providers:") || type.startsWith("wallcrawler:"))
         return { id: `${name}-id`, state: {} };
@@ -282,6 +310,18 @@ const mocks: pulumi.runtime.Mocks = {
           default: false,
           state: "available",
         };
+      case "aws:ec2/getNatGateways:getNatGateways":
+        // The awsx VPC's NAT gateways are not visible under mocks: one per `Single` VPC.
+        return {
+          id: args.inputs.vpcId,
+          vpcId: args.inputs.vpcId,
+          ids: [`nat-${digest(args.inputs.vpcId, 17)}`],
+        };
+      case "aws:lb/getLoadBalancer:getLoadBalancer": {
+        const lb = recorded.find((r) => r.type === T.lb && r.state.name === args.inputs.name);
+        if (!lb) throw new Error(`mocks: no load balancer named ${args.inputs.name}`);
+        return { ...lb.state, id: lb.id };
+      }
       default:
         unknownCalls.push(`call ${args.token}`);
         throw new Error(`mocks: no fake for invoke ${args.token}`);
@@ -391,4 +431,9 @@ export const T = {
   encryption: "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
   lifecycle: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
   bucketPolicy: "aws:s3/bucketPolicy:BucketPolicy",
+  topic: "aws:sns/topic:Topic",
+  subscription: "aws:sns/topicSubscription:TopicSubscription",
+  alarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+  dashboard: "aws:cloudwatch/dashboard:Dashboard",
+  oidcProvider: "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
 } as const;

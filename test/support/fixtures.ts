@@ -98,52 +98,9 @@ export async function createTestWorld(
   };
 }
 
-/** A payload-2.0 event as API Gateway sends it (`routePath: "$default"` for the fallback route). */
-export function apiEvent(options: {
-  method: string;
-  path: string;
-  routePath?: string;
-  body?: unknown;
-  rawBody?: string;
-  headers?: Record<string, string>;
-  query?: Record<string, string>;
-  pathParameters?: Record<string, string>;
-}): APIGatewayProxyEventV2 {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value;
-  const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
-  const routeKey =
-    options.routePath === "$default" ? "$default" : `${options.method} ${options.routePath ?? options.path}`;
-  return {
-    version: "2.0",
-    routeKey,
-    rawPath: options.path,
-    rawQueryString: new URLSearchParams(options.query ?? {}).toString(),
-    headers,
-    queryStringParameters: options.query,
-    pathParameters: options.pathParameters,
-    requestContext: {
-      accountId: "123456789012",
-      apiId: "test",
-      domainName: "api.test.example",
-      domainPrefix: "api",
-      http: {
-        method: options.method,
-        path: options.path,
-        protocol: "HTTP/1.1",
-        sourceIp: "127.0.0.1",
-        userAgent: "test",
-      },
-      requestId: "req-" + randomBytes(4).toString("hex"),
-      routeKey,
-      stage: "$default",
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-    },
-    body,
-    isBase64Encoded: false,
-  };
-}
+// One builder for the tests and the benchmark: it lives where both may import it.
+import { apiEvent } from "../../local/events";
+export { apiEvent };
 
 /**
  * A payload-2.0 event for one session's route (`/v1/sessions/{id}`, with `id` as its path

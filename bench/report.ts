@@ -1,63 +1,478 @@
-/** Small formatting helpers for the benchmark's text and Markdown tables. */
+/**
+ * The report of a run, from the phases' results: a text table for stdout, docs/benchmarks.md,
+ * and bench/results.json. Each missed target gets a line on what limits it.
+ */
+import { execFileSync } from "node:child_process";
+import { arch, cpus, loadavg, platform, release, totalmem } from "node:os";
+import { bytes, markdownTable, ms, round, textTable, type Cell } from "./format";
+import type { Aggregate } from "./load";
+import type { ColdStart, ModuleLoad } from "./phases/cold-start";
+import type { HeapResult } from "./phases/heap";
+import type { MemoryResult } from "./phases/memory";
+import type { PackageResult } from "./phases/packages";
+import type { PieceCost } from "./phases/pieces";
+import type { Profiles } from "./phases/profiles";
+import type { RoundTrips } from "./phases/round-trips";
+import type { ThroughputResult } from "./phases/throughput";
+import { ROOT, SETTINGS } from "./settings";
+import { TARGETS, type TargetCheck } from "./verdicts";
 
-export type Cell = string | number;
+export type Machine = Record<string, string | number>;
 
-function cellText(cell: Cell): string {
-  return typeof cell === "number" ? String(cell) : cell;
+/** Everything a run reports. */
+export interface ReportInput {
+  machine: Machine;
+  commit: string;
+  /** The throughput table's rows. */
+  results: Aggregate[];
+  ratios: ThroughputResult["ratios"];
+  roundTrips: RoundTrips[];
+  coldStarts: ColdStart[];
+  moduleLoads: ModuleLoad[];
+  packages: PackageResult[];
+  memory: MemoryResult;
+  heap: HeapResult[];
+  checks: TargetCheck[];
+  profiles: Profiles;
+  pieces: PieceCost[];
+  /** The connection count of the ratios and verdicts. */
+  c: number;
+  releasesReused: number;
+  serializationErrors: { function: string; error: string }[];
+  elapsedS: number;
 }
 
-/** A plain-text table with aligned columns (numbers right-aligned). */
-export function textTable(headers: string[], rows: Cell[][]): string {
-  const widths = headers.map((header, i) =>
-    Math.max(header.length, ...rows.map((row) => cellText(row[i] ?? "").length)),
-  );
-  const line = (cells: Cell[]) =>
-    cells
-      .map((cell, i) => {
-        const text = cellText(cell ?? "");
-        return typeof cell === "number" || /^[\d.,x%<>=-]+( ms| KiB| MB| B)?$/.test(text)
-          ? text.padStart(widths[i])
-          : text.padEnd(widths[i]);
-      })
-      .join("  ")
-      .trimEnd();
-  return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+/** The machine the run measured on, with its load average before (`loadAtStart`) and now. */
+export function describeMachine(loadAtStart: number[], redisVersion: string): Machine {
+  const cpu = cpus();
+  return {
+    cpuModel: cpu[0]?.model.trim() ?? "unknown",
+    cores: cpu.length,
+    memoryGiB: round(totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    os: `${platform()} ${release()} ${arch()}`,
+    redis: redisVersion,
+    loadAverageBefore: loadAtStart.join(" "),
+    loadAverageAfter: loadavg()
+      .map((x) => round(x, 2))
+      .join(" "),
+  };
 }
 
-/** A GitHub-flavoured Markdown table. */
-export function markdownTable(headers: string[], rows: Cell[][]): string {
-  const escape = (cell: Cell) => cellText(cell ?? "").replace(/\|/g, "\\|");
-  return [
-    `| ${headers.join(" | ")} |`,
-    `| ${headers.map(() => "---").join(" | ")} |`,
-    ...rows.map((row) => `| ${row.map(escape).join(" | ")} |`),
+/** The checked-out commit, short, or "unknown" outside a git checkout. */
+export function currentCommit(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT }).toString().trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** bench/results.json: the settings and targets, then every figure the report shows. */
+export function resultsJson(input: ReportInput): Record<string, unknown> {
+  return {
+    generatedAt: new Date().toISOString(),
+    commit: input.commit,
+    machine: input.machine,
+    settings: SETTINGS,
+    targets: TARGETS,
+    checks: input.checks,
+    throughput: input.results,
+    ratios: input.ratios,
+    roundTrips: input.roundTrips,
+    coldStart: input.coldStarts,
+    moduleLoads: input.moduleLoads,
+    packageSize: input.packages.map((p) => ({
+      function: p.function,
+      uploadBytes: p.upload.totalBytes,
+      uploadZipBytes: p.upload.zipBytes,
+      codeBytes: p.upload.codeBytes,
+      requiredOnlyBytes: p.requiredOnly.totalBytes,
+      packages: p.upload.packages.map((x) => ({ name: x.name, bytes: x.bytes, zipBytes: x.zipBytes })),
+    })),
+    memory: input.memory,
+    heap: input.heap,
+    profiles: input.profiles,
+    pieces: input.pieces,
+    releasesReused: input.releasesReused,
+    serializationErrors: input.serializationErrors,
+    elapsedS: input.elapsedS,
+  };
+}
+
+/** The report as text (stdout) and as Markdown (docs/benchmarks.md). */
+export function renderReport(input: ReportInput): { text: string; markdown: string } {
+  const { results, c } = input;
+  const row = (key: string) => results.find((r) => r.target === key && r.connections === c)!;
+  const throughputHeaders = [
+    "target",
+    "conns",
+    "req/s",
+    "p50",
+    "p99",
+    "vs floor A",
+    "vs floor B",
+    "CPU/req server",
+    "CPU/req redis",
+    "non-2xx/errors",
+  ];
+  const throughputRows: Cell[][] = results.map((r) => [
+    r.label,
+    r.connections,
+    r.rps,
+    ms(r.p50),
+    ms(r.p99),
+    r.vsFloorA === undefined ? "-" : `${r.vsFloorA.toFixed(2)}x`,
+    r.vsFloorB === undefined ? "-" : `${r.vsFloorB.toFixed(2)}x`,
+    r.serverCpuUsPerReq === undefined ? "-" : `${r.serverCpuUsPerReq} us`,
+    r.redisCpuUsPerReq === undefined ? "-" : `${r.redisCpuUsPerReq} us`,
+    `${r.non2xx}/${r.errors}`,
+  ]);
+  const rtHeaders = [
+    "route",
+    "round trips/request",
+    "commands sent/request",
+    "commands sent",
+    "commands inside scripts/request",
+  ];
+  const rtRows: Cell[][] = input.roundTrips.map((r) => [
+    r.route,
+    r.readsPerRequest,
+    r.clientCommandsPerRequest,
+    Object.entries(r.commands)
+      .map(([name, n]) => `${name} x${n}`)
+      .join(", "),
+    r.scriptedCommandsPerRequest,
+  ]);
+  const coldHeaders = [
+    "function",
+    "median",
+    "p90",
+    "load",
+    "first call",
+    "process start to answer",
+    "package (unzipped)",
+    "zip",
+    "required modules only",
+  ];
+  const coldRows: Cell[][] = input.coldStarts.map((cs) => {
+    const pkg = input.packages.find((p) => p.function === cs.function);
+    return [
+      cs.function,
+      ms(cs.medianMs),
+      ms(cs.p90Ms),
+      ms(cs.medianLoadMs),
+      ms(cs.medianFirstCallMs),
+      ms(cs.medianSinceProcessStartMs),
+      pkg ? bytes(pkg.upload.totalBytes) : "-",
+      pkg ? bytes(pkg.upload.zipBytes) : "-",
+      pkg ? bytes(pkg.requiredOnly.totalBytes) : "-",
+    ];
+  });
+  const upload = input.packages[0]?.upload;
+  const pkgHeaders = ["package", "unzipped", "zip", "files", "share"];
+  const pkgRows: Cell[][] = upload
+    ? [
+        [
+          "(generated code, create-session)",
+          bytes(upload.codeBytes),
+          "-",
+          1,
+          `${round((100 * upload.codeBytes) / upload.totalBytes, 1)}%`,
+        ],
+        ...upload.packages.map((p) => [
+          p.name,
+          bytes(p.bytes),
+          bytes(p.zipBytes),
+          p.files,
+          `${round((100 * p.bytes) / upload.totalBytes, 1)}%`,
+        ]),
+      ]
+    : [];
+  const moduleRows: Cell[][] = input.moduleLoads.map((m) => [m.module, ms(m.medianMs)]);
+  const m = input.memory;
+  const memHeaders = ["what", "bytes", "detail"];
+  const memRows: Cell[][] = [
+    [
+      "session record (RUNNING, typical body)",
+      m.recordBytes,
+      `${m.recordFields} fields, ${m.recordEncoding}`,
+    ],
+    ["session record after release", m.releasedRecordBytes ?? "-", ""],
+    [
+      "index entries, small project",
+      m.indexSmallProject.bytesPerSession,
+      `${m.indexSmallProject.entries} sessions, ${m.indexSmallProject.encodings}`,
+    ],
+    [
+      "index entries, large project",
+      m.indexLargeProject.bytesPerSession,
+      `${m.indexLargeProject.entries} sessions, ${m.indexLargeProject.encodings}`,
+    ],
+    ["per session, small project", m.perSessionSmallProject, "record + active + sessions entries"],
+    ["per session, large project", m.perSessionLargeProject, "record + active + sessions entries"],
+    [
+      "used_memory delta per seeded session",
+      m.usedMemoryPerSeededSession,
+      "all-in: keyspace and expiry entries, allocator",
+    ],
+  ];
+  const heapHeaders = [
+    "function",
+    "requests",
+    "heap after warm-up",
+    "heap after each 2,500",
+    "growth",
+    "statuses",
+  ];
+  const heapRows: Cell[][] = input.heap.map((h) => [
+    h.function,
+    h.requests,
+    bytes(h.heapAfterWarmup),
+    h.heapCheckpoints.map(bytes).join(" / "),
+    `${h.growthBytes >= 0 ? "+" : "-"}${bytes(Math.abs(h.growthBytes))}`,
+    Object.entries(h.statuses)
+      .map(([s, n]) => `${s} x${n}`)
+      .join(", "),
+  ]);
+  const checkHeaders = ["target", "wanted", "measured", "met"];
+  const checkRows: Cell[][] = input.checks.map((ch) => [
+    ch.name,
+    ch.target,
+    ch.measured,
+    ch.met ? "yes" : "NO",
+  ]);
+  const profileBlocks = Object.entries(input.profiles).map(([key, p]) => ({
+    key,
+    summary: p,
+    headers: ["self %", "self ms", "frame", "package"],
+    rows: p.top.map((f) => [`${f.selfPct}%`, f.selfMs, f.frame, f.group]) as Cell[][],
+    groups: p.groups
+      .slice(0, 10)
+      .map((g) => `${g.group} ${g.selfPct}%`)
+      .join(", "),
+  }));
+  const machineLine =
+    `${input.machine.cpuModel}, ${input.machine.cores} cores, ${input.machine.memoryGiB} GiB, ` +
+    `Node ${input.machine.node}, Redis ${input.machine.redis}, ${input.machine.os}; ` +
+    `load average ${input.machine.loadAverageBefore} before the run, ${input.machine.loadAverageAfter} after`;
+  const note =
+    `Each throughput row: ${SETTINGS.rounds} interleaved runs of ${SETTINGS.durationS} s (req/s is their median; p50/p99 over all ` +
+    `2xx responses). Load generator, servers and Redis share the machine's ${input.machine.cores} cores. CPU/req: CPU time ` +
+    `of the server process and of redis-server per answered request. "vs floor": median over rounds of the ` +
+    `run's req/s over the same round's floor run. The "offered" row sends creates at evenly spaced times at half the ` +
+    `closed-loop rate (open loop, latency from when each was due, up to 32 sockets): at a fixed ${SETTINGS.connections[SETTINGS.connections.length - 1]} busy connections latency is ` +
+    `connections / throughput (Little's law), so p99 under 10 ms there needs over 3,200 req/s.`;
+  const failed = input.checks.filter((ch) => !ch.met);
+  const limits = explainMisses(input, failed);
+  const pieceRows: Cell[][] = input.pieces.map((p) => [p.piece, `${p.cpuUs} us`]);
+
+  const text = [
+    "",
+    `WallCrawler API benchmarks (commit ${input.commit}): ${machineLine}`,
+    note,
+    "",
+    textTable(throughputHeaders, throughputRows),
+    "",
+    `Ratios at ${c} connections: create/floor A ${row("create").vsFloorA}x, ` +
+      `create/floor B ${row("create").vsFloorB}x, retrieve/floor A ${row("retrieve").vsFloorA}x` +
+      (input.releasesReused > 0
+        ? ` (release runs re-released ${input.releasesReused} sessions: pool ran out)`
+        : ""),
+    "",
+    "Redis round trips per request (MONITOR):",
+    textTable(rtHeaders, rtRows),
+    "",
+    `Cold start (median of fresh processes; load = require of the serialized package, first call = its first answer):`,
+    textTable(coldHeaders, coldRows),
+    "",
+    "Package contents (every function uploads the same node_modules):",
+    textTable(pkgHeaders, pkgRows),
+    "",
+    "require() of each npm module alone, fresh process (median of 5):",
+    textTable(["module", "require"], moduleRows),
+    "",
+    "Redis memory (MEMORY USAGE, SAMPLES 0):",
+    textTable(memHeaders, memRows),
+    "",
+    "Handler heap (serialized package, --expose-gc, gc before each reading):",
+    textTable(heapHeaders, heapRows),
+    "",
+    ...profileBlocks.flatMap((b) => [
+      `CPU profile of the stack under ${b.key} at ${c} connections (${b.summary.busyMs} ms busy of ${b.summary.windowMs} ms sampled${b.summary.windowed ? "" : ", whole profile"}):`,
+      textTable(b.headers, b.rows),
+      `by package: ${b.groups}`,
+      "",
+    ]),
+    ...input.serializationErrors.map((e) => `Cannot serialize ${e.function}:\n${e.error}\n`),
+    "CPU per piece of a request (in-process, sequential):",
+    textTable(["piece", "CPU"], pieceRows),
+    "",
+    "Targets:",
+    textTable(checkHeaders, checkRows),
+    "",
+    failed.length ? `What limits the missed targets:\n${limits.join("\n")}` : "All targets met.",
+    `(${input.elapsedS} s)`,
   ].join("\n");
+
+  const markdown = [
+    "# Benchmarks",
+    "",
+    "Generated by `npm run bench` (bench/run.ts); the raw figures are in `bench/results.json`.",
+    "",
+    `**Machine:** ${machineLine}. Commit \`${input.commit}\`.`,
+    "",
+    "## Throughput and latency",
+    "",
+    "The local stack (the Lambda handlers behind a node:http adapter, one process) against two",
+    "floors, each a bare node:http server in its own process that returns a fixed JSON body:",
+    "floor A does one `HSET` of a session-sized record per request, floor B runs the create",
+    "path's own Lua script with the same keys and arguments. All on loopback, driven by autocannon.",
+    note,
+    "",
+    markdownTable(throughputHeaders, throughputRows),
+    "",
+    "## Redis round trips",
+    "",
+    markdownTable(rtHeaders, rtRows),
+    "",
+    "## Cold start and package size",
+    "",
+    `Median of ${SETTINGS.coldRuns} fresh \`node\` processes per function, each requiring the package that`,
+    "`pulumi.runtime.serializeFunction(factory, {isFactoryFunction: true})` generates (what",
+    "`CallbackFunction` uploads) and answering one request with Redis and local secrets. The package",
+    "size counts the generated code plus the node_modules `computeCodePaths` would upload",
+    "(`@pulumi/*` and `@aws-sdk/client-secrets-manager`, which the Lambda runtime ships, left out).",
+    "",
+    markdownTable(coldHeaders, coldRows),
+    "",
+    markdownTable(pkgHeaders, pkgRows),
+    "",
+    "`require()` of each npm module alone in a fresh process:",
+    "",
+    markdownTable(["module", "require"], moduleRows),
+    "",
+    "## Memory",
+    "",
+    markdownTable(memHeaders, memRows),
+    "",
+    markdownTable(heapHeaders, heapRows),
+    "",
+    ...profileBlocks.flatMap((b) => [
+      `## CPU profile: ${b.key} at ${c} connections`,
+      "",
+      `\`node --cpu-prof\` of the stack process, ${b.summary.busyMs} ms busy in the measured window. By package: ${b.groups}.`,
+      "",
+      markdownTable(b.headers, b.rows),
+      "",
+    ]),
+    ...input.serializationErrors.flatMap((e) => [
+      `## ${e.function} cannot be serialized`,
+      "",
+      "```",
+      e.error,
+      "```",
+      "",
+    ]),
+    "## CPU per piece of a request",
+    "",
+    "Measured in-process with the library's own functions, sequentially.",
+    "",
+    markdownTable(["piece", "CPU"], pieceRows),
+    "",
+    "## Targets",
+    "",
+    markdownTable(checkHeaders, checkRows),
+    "",
+    ...(failed.length ? ["## What limits the missed targets", "", ...limits, ""] : []),
+  ].join("\n");
+  return { text, markdown };
 }
 
-export const round = (value: number, digits = 2): number => {
-  const factor = 10 ** digits;
-  return Math.round(value * factor) / factor;
-};
-
-export const ms = (value: number): string => `${round(value, value < 10 ? 2 : 1)} ms`;
-
-export const bytes = (value: number): string =>
-  value >= 1024 * 1024
-    ? `${round(value / (1024 * 1024), 2)} MB`
-    : value >= 1024
-      ? `${round(value / 1024, 1)} KiB`
-      : `${value} B`;
-
-/** Percentile of sorted values (nearest rank). */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
-}
-
-export function median(values: number[]): number {
-  return percentile(
-    [...values].sort((a, b) => a - b),
-    50,
-  );
+/** One bullet per missed target: the measured cause and what would move it. */
+function explainMisses(input: ReportInput, failed: TargetCheck[]): string[] {
+  const { c } = input;
+  const row = (key: string) => input.results.find((r) => r.target === key && r.connections === c)!;
+  const piece = (prefix: string) => input.pieces.find((p) => p.piece.startsWith(prefix))?.cpuUs ?? NaN;
+  const mint = piece("mint");
+  const groups = (key: string) =>
+    (input.profiles[key]?.groups ?? [])
+      .slice(0, 6)
+      .map((g) => `${g.group} ${g.selfPct}%`)
+      .join(", ");
+  const lines: string[] = [];
+  const create = row("create");
+  const floorA = row("floorA");
+  const floorB = row("floorB");
+  const retrieve = row("retrieve");
+  const open = input.results.find((r) => r.target === "createOpenLoop");
+  if (failed.some((f) => f.name.startsWith("create vs"))) {
+    lines.push(
+      `- create vs the floors: the stack spends ${create.serverCpuUsPerReq} us of CPU per create against ` +
+        `${floorA.serverCpuUsPerReq} us (floor A) and ${floorB.serverCpuUsPerReq} us (floor B), while Redis ` +
+        `spends ${create.redisCpuUsPerReq} us vs ${floorB.redisCpuUsPerReq} us for the same script: the limit is ` +
+        `the Node side, on a machine whose ${String(input.machine.cores)} cores also run Redis and the load ` +
+        `generator. Profile by package: ${groups("create")}. Minting the token alone costs ${mint} us ` +
+        `(${round((100 * mint) / (create.serverCpuUsPerReq ?? NaN), 0)}% of create's CPU). What would move ` +
+        `it: the token is already minted with node:crypto (jose's WebCrypto path cost about 300 us); what ` +
+        `remains is spread thin: response and socket writes, the local HTTP adapter that builds each ` +
+        `payload-2.0 event (absent in Lambda), JSON body parsing and validation, the per-create log line ` +
+        `and ioredis's command objects. Moving it further means fewer layers per request (e.g. a leaner ` +
+        `adapter, no log line per create) rather than one hot spot.`,
+    );
+  }
+  if (failed.some((f) => f.name.startsWith("create p99"))) {
+    lines.push(
+      `- create p99: with ${c} connections always busy, latency is ${c} / throughput ` +
+        `(${round((1000 * c) / create.rps, 1)} ms at ${create.rps} req/s); p99 under 10 ms at ${c} ` +
+        `connections needs over ${(c * 100).toLocaleString("en-US")} req/s (floor A, one HSET and nothing ` +
+        `else, reaches ${floorA.rps} req/s with p99 ${round(floorA.p99, 1)} ms). ` +
+        (open
+          ? `At ${open.label.replace("create, ", "")} (open loop) p50 is ${round(open.p50, 1)} ms and p99 ` +
+            `${round(open.p99, 1)} ms. `
+          : "") +
+        `What would move it: the throughput above, and fewer cores shared with the load generator.`,
+    );
+  }
+  if (failed.some((f) => f.name.startsWith("retrieve vs"))) {
+    lines.push(
+      `- retrieve vs floor A: ${retrieve.serverCpuUsPerReq} us of stack CPU per retrieve vs ` +
+        `${floorA.serverCpuUsPerReq} us for floor A. A running session's retrieve mints a fresh connectUrl ` +
+        `token (${mint} us, ${round((100 * mint) / (retrieve.serverCpuUsPerReq ?? NaN), 0)}% of it)` +
+        (input.profiles.retrieve ? `; profile by package: ${groups("retrieve")}` : "") +
+        `. What would move it: reusing a connect token minted for the same session while it has most ` +
+        `of its life left, and the thinner request path described for create.`,
+    );
+  }
+  if (failed.some((f) => f.name.startsWith("cold start"))) {
+    const worst = input.coldStarts.reduce((a, b) => (b.medianMs > a.medianMs ? b : a));
+    const fallback = input.coldStarts.find((cs) => cs.function === "fallback");
+    lines.push(
+      `- cold start: ${worst.function} takes ${worst.medianMs} ms, of which ${worst.medianLoadMs} ms is ` +
+        `loading the package (the first answer: ${worst.medianFirstCallMs} ms). Each npm module alone: ` +
+        input.moduleLoads.map((m) => `${m.module} ${m.medianMs} ms`).join(", ") +
+        (fallback ? `; the fallback, which loads only the logger, starts in ${fallback.medianMs} ms` : "") +
+        `. What would move it: load less at init: a bundled, tree-shaken handler instead of whole ` +
+        `modules, and requiring the Secrets Manager client only where a secret is not a local file.`,
+    );
+  }
+  if (failed.some((f) => f.name.startsWith("package size"))) {
+    const pkg = input.packages[0]?.upload;
+    const top = pkg?.packages[0];
+    if (pkg && top) {
+      lines.push(
+        `- package size: ${top.name} is ${bytes(top.bytes)} of ${bytes(pkg.totalBytes)} ` +
+          `(${round((100 * top.bytes) / pkg.totalBytes, 0)}%); the archive carries every file of every ` +
+          `runtime dependency. What would move it: bundling each handler (esbuild, tree-shaken) into ` +
+          `one file instead of shipping node_modules, or a smaller validator than ${top.name} on the ` +
+          `request path.`,
+      );
+    }
+  }
+  for (const f of failed) {
+    if (!lines.some((line) => line.startsWith(`- ${f.name.split(" ")[0]}`))) {
+      lines.push(`- ${f.name}: ${f.measured} (wanted ${f.target})`);
+    }
+  }
+  return lines;
 }

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { createMemoryLogger } from "../lib/logger";
 import { chromiumInstallHint, chromiumPath, isExecutable } from "../local/connect/browser";
 import { startLocalStack } from "../local/stack";
-import { median } from "./report";
+import { median } from "./format";
 
 interface StagehandPage {
   goto(url: string): Promise<unknown>;

@@ -3,13 +3,15 @@
  * functions: so a missed throughput target can be put down to named parts of the work.
  */
 import { randomUUID } from "node:crypto";
-import { authenticate, generateApiKey, parseApiKeySet } from "../lib/apikeys";
-import { createSessionBodySchema } from "../lib/schemas";
-import { toSessionView } from "../lib/session";
-import { fieldsToRecord } from "../lib/store";
-import { mintSessionToken, rotateTokenKeySet } from "../lib/tokens";
-import { round } from "./report";
-import { createBody, typicalFields } from "./workload";
+import { authenticate, generateApiKey, parseApiKeySet } from "../../lib/apikeys";
+import { createSessionBodySchema } from "../../lib/schemas";
+import { toSessionView } from "../../lib/session";
+import { fieldsToRecord } from "../../lib/store";
+import { mintSessionToken, rotateTokenKeySet } from "../../lib/tokens";
+import { round } from "../format";
+import type { Phase } from "../phase";
+import { log } from "../settings";
+import { createBody, typicalFields } from "../workload";
 
 export interface PieceCost {
   piece: string;
@@ -47,10 +49,19 @@ export async function measurePieces(): Promise<PieceCost[]> {
     await cost("mint a session token (JWE dir + A256GCM, node:crypto)", 3000, () =>
       mintSessionToken(keySet, claims, { issuer: "i", audience: "a" }),
     ),
-    await cost("authenticate an API key (2 x SHA-256)", 20000, () => authenticate(key, index, { concurrency: 25, defaultTimeout: 300 })),
+    await cost("authenticate an API key (2 x SHA-256)", 20000, () =>
+      authenticate(key, index, { concurrency: 25, defaultTimeout: 300 }),
+    ),
     await cost("validate the create body (zod)", 20000, () => schema.safeParse(body)),
     await cost("record from HGETALL to Session JSON (one of list's 100)", 20000, () =>
       JSON.stringify(toSessionView(fieldsToRecord(hash)!, now)),
     ),
   ];
 }
+
+export const piecesPhase = {
+  run() {
+    log("costing the pieces of a request");
+    return measurePieces();
+  },
+} satisfies Phase<PieceCost[]>;

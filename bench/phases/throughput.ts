@@ -1,0 +1,144 @@
+/**
+ * Throughput and latency: every load target at each connection count, in interleaved rounds,
+ * each run's req/s set against the floors' runs of the same round; then create at a fixed
+ * offered load (open loop), half its closed-loop maximum.
+ */
+import { median, ms, round } from "../format";
+import { aggregate, pacedLoad, runLoad, type Aggregate, type RunSample } from "../load";
+import type { Phase } from "../phase";
+import { log, SETTINGS } from "../settings";
+import { TARGETS } from "../verdicts";
+
+export interface ThroughputResult {
+  /** One row per target and connection count, then the open-loop row. */
+  rows: Aggregate[];
+  /** The connection count the ratios and verdicts are taken at (the largest). */
+  connections: number;
+  openLoop: Aggregate;
+  openRate: number;
+  ratios: { connections: number; createVsFloorA: number; createVsFloorB: number; retrieveVsFloorA: number };
+}
+
+/** The row of `key` at `connections`. */
+export function rowAt(rows: Aggregate[], key: string, connections: number): Aggregate {
+  return rows.find((r) => r.target === key && r.connections === connections)!;
+}
+
+export const throughputPhase = {
+  async run(ctx) {
+    const { targets, releases } = ctx;
+    let releaseRpsSeen = 6000;
+    /** Enough unreleased sessions for `seconds` of release at the fastest rate seen, and half again. */
+    const topUpReleasePool = async (seconds: number) => {
+      const need = Math.ceil(releaseRpsSeen * seconds * 1.5) - releases.remaining;
+      if (need > 0) await releases.seed(need);
+    };
+
+    // ---- warm-up, then interleaved rounds
+    log("warming up every target");
+    for (const target of targets) {
+      if (target.key === "release") await topUpReleasePool(SETTINGS.warmupS);
+      await runLoad(target, 8, SETTINGS.warmupS);
+    }
+    const samples = new Map<string, RunSample[]>();
+    const totalRuns = SETTINGS.rounds * SETTINGS.connections.length * targets.length;
+    let runNo = 0;
+    for (let roundNo = 0; roundNo < SETTINGS.rounds; roundNo++) {
+      // Odd rounds run the targets in reverse order, so drift over the run hits all alike.
+      const order = roundNo % 2 === 0 ? targets : [...targets].reverse();
+      for (const connections of SETTINGS.connections) {
+        for (const target of order) {
+          runNo++;
+          if (target.key === "release") await topUpReleasePool(SETTINGS.durationS);
+          const sample = await runLoad(target, connections, SETTINGS.durationS);
+          if (target.key === "release") releaseRpsSeen = Math.max(releaseRpsSeen, sample.rps);
+          const key = `${target.key}@${connections}`;
+          samples.set(key, [...(samples.get(key) ?? []), sample]);
+          log(
+            `run ${runNo}/${totalRuns}: ${target.label} c=${connections}: ${Math.round(sample.rps)} req/s` +
+              (sample.non2xx + sample.errors > 0
+                ? ` (${sample.non2xx} non-2xx, ${sample.errors} errors)`
+                : ""),
+          );
+        }
+      }
+    }
+    const rows: Aggregate[] = [];
+    for (const target of targets) {
+      for (const connections of SETTINGS.connections) {
+        rows.push(aggregate(target, samples.get(`${target.key}@${connections}`)!));
+      }
+    }
+    // Ratios pair each run with the floor run of the same round (minutes apart at most), and take
+    // the median over rounds: other load on the machine then moves both sides of a ratio alike.
+    const ratio = (key: string, floor: string, connections: number) => {
+      const mine = samples.get(`${key}@${connections}`)!;
+      const theirs = samples.get(`${floor}@${connections}`)!;
+      return round(median(mine.map((s, i) => s.rps / theirs[i].rps)), 3);
+    };
+    for (const r of rows) {
+      r.vsFloorA = ratio(r.target, "floorA", r.connections);
+      r.vsFloorB = ratio(r.target, "floorB", r.connections);
+    }
+    const c = Math.max(...SETTINGS.connections);
+
+    // ---- create's latency at a fixed offered load (open loop), half its closed-loop maximum: with
+    // c connections always busy, latency is c / throughput (Little's law), not the service time.
+    const createTarget = targets.find((t) => t.key === "create")!;
+    const openRate = Math.max(1, Math.round(rowAt(rows, "create", c).rps / 2));
+    log(`create at a steady ${openRate} req/s (open loop) over up to ${c} connections`);
+    const openLoop = {
+      ...aggregate(createTarget, [await pacedLoad(createTarget, c, SETTINGS.durationS * 2, openRate)]),
+      target: "createOpenLoop",
+      label: `create, ${openRate} req/s offered`,
+    };
+    rows.push(openLoop);
+
+    const create = rowAt(rows, "create", c);
+    return {
+      rows,
+      connections: c,
+      openLoop,
+      openRate,
+      ratios: {
+        connections: c,
+        createVsFloorA: round(create.vsFloorA!, 3),
+        createVsFloorB: round(create.vsFloorB!, 3),
+        retrieveVsFloorA: round(rowAt(rows, "retrieve", c).vsFloorA!, 3),
+      },
+    };
+  },
+
+  verdicts({ rows, connections: c, openLoop, openRate }) {
+    const create = rowAt(rows, "create", c);
+    const createRatioA = create.vsFloorA!;
+    const createRatioB = create.vsFloorB!;
+    const retrieveRatioA = rowAt(rows, "retrieve", c).vsFloorA!;
+    return [
+      {
+        name: `create vs floor A (c=${c})`,
+        target: `>= ${TARGETS.createVsFloorA}x`,
+        measured: `${round(createRatioA, 2)}x`,
+        met: createRatioA >= TARGETS.createVsFloorA,
+      },
+      {
+        name: `create vs floor B (c=${c})`,
+        target: `>= ${TARGETS.createVsFloorB}x`,
+        measured: `${round(createRatioB, 2)}x`,
+        met: createRatioB >= TARGETS.createVsFloorB,
+      },
+      {
+        name: `create p99 (c=${c})`,
+        target: `< ${TARGETS.createP99Ms} ms`,
+        measured: `${ms(create.p99)} (${ms(openLoop.p99)} at ${openRate} req/s offered)`,
+        met: create.p99 < TARGETS.createP99Ms,
+      },
+      {
+        name: `retrieve vs floor A (c=${c})`,
+        target: `>= ${TARGETS.retrieveVsFloorA}x`,
+        measured: `${round(retrieveRatioA, 2)}x`,
+        met: retrieveRatioA >= TARGETS.retrieveVsFloorA,
+      },
+    ];
+  },
+} satisfies Phase<ThroughputResult>;

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { fallbackHandler } from "../handlers/fallback";
 import { sweepHandler } from "../handlers/sweep";
 import type { RouteDefinition } from "../handlers/routes";
-import { envSettings, loadConfig } from "../lib/config";
+import { envSettings, loadConfig, type RuntimeConfig } from "../lib/config";
 import type { HttpHandler } from "../lib/http";
 import { createLogger } from "../lib/logger";
 import { createRuntime } from "../lib/runtime";
@@ -32,6 +32,95 @@ export const TUNABLE_SETTINGS: readonly string[] = envSettings()
   .filter((setting) => setting.tunable)
   .map((setting) => setting.name);
 
+/** Powertools' service name: the `service` dimension of every metric and field of every log line. */
+export const SERVICE_NAME = "wallcrawler-api";
+/** The CloudWatch namespace of the handlers' own metrics (Powertools Metrics, embedded metric format). */
+export const METRICS_NAMESPACE = "WallCrawler";
+
+/**
+ * Log levels a stack may choose (`logLevel`): the ones both Powertools Logger and Lambda's own
+ * log-level filter (`applicationLogLevel`) know, so the two never disagree.
+ */
+export const LOG_LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** INFO: one access line per request and the session events, nothing per Redis command. */
+export const DEFAULT_LOG_LEVEL: LogLevel = "INFO";
+
+/**
+ * The one log level of the functions: `logLevel` from the stack, else a `POWERTOOLS_LOG_LEVEL`
+ * handler setting (how a stack set it before `logLevel` existed), else INFO. Throws when the two
+ * disagree or the level is not one of `LOG_LEVELS`, naming what to change.
+ */
+export function resolveLogLevel(logLevel?: string, settings?: Record<string, string>): LogLevel {
+  const fromSettings = settings?.POWERTOOLS_LOG_LEVEL?.trim().toUpperCase();
+  const chosen = logLevel?.trim().toUpperCase();
+  if (chosen !== undefined && fromSettings !== undefined && chosen !== fromSettings) {
+    throw new Error(
+      `functions: logLevel is ${chosen} but handlerSettings.POWERTOOLS_LOG_LEVEL is ${fromSettings}; ` +
+        "remove POWERTOOLS_LOG_LEVEL from handlerSettings and set logLevel only",
+    );
+  }
+  const level = chosen ?? fromSettings ?? DEFAULT_LOG_LEVEL;
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new Error(`functions: logLevel must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
+  }
+  return level as LogLevel;
+}
+
+/**
+ * Lambda's logging settings for a level: JSON lines (Powertools already writes JSON, and the
+ * platform's START/REPORT lines become JSON too, so Logs Insights reads every field), the
+ * application level equal to Powertools' own, and platform lines at INFO (the REPORT line with
+ * duration and memory) unless the stack asks for DEBUG or for WARN and above.
+ */
+export function lambdaLoggingConfig(level: LogLevel): {
+  logFormat: "JSON";
+  applicationLogLevel: LogLevel;
+  systemLogLevel: "DEBUG" | "INFO" | "WARN";
+} {
+  const systemLogLevel =
+    level === "TRACE" || level === "DEBUG" ? "DEBUG" : level === "INFO" ? "INFO" : "WARN";
+  return { logFormat: "JSON", applicationLogLevel: level, systemLogLevel };
+}
+
+/**
+ * Stand-ins for the values only the deployed stack knows (endpoints, ARNs, host): with them the
+ * handlers' own config loader checks a stack's handler settings before any resource exists.
+ */
+const PLACEHOLDER_ENVIRONMENT: Record<string, string> = {
+  REDIS_ENDPOINT: "rediss://placeholder.invalid:6379",
+  REDIS_AUTH_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:placeholder",
+  JWE_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:placeholder",
+  API_KEYS_SECRET_ARN: "arn:aws:secretsmanager:us-east-1:000000000000:secret:placeholder",
+  ALB_DNS_NAME: "placeholder.invalid",
+  OBJECT_STORE: "s3://placeholder-bucket",
+};
+
+/**
+ * Checks a stack's handler settings (names and values) and log level at once, with no resource
+ * and no Output involved, so a bad value fails `pulumi preview` before anything is built.
+ * Returns the handlers' configuration as those settings make it (token issuer and audience
+ * included), read by the handlers' own loader.
+ */
+export function checkHandlerSettings(settings?: Record<string, string>, logLevel?: string): RuntimeConfig {
+  for (const [name, value] of Object.entries(settings ?? {})) {
+    if (!TUNABLE_SETTINGS.includes(name)) {
+      throw new Error(
+        `functions: setting ${name} is not one the handlers read (${TUNABLE_SETTINGS.join(", ")})`,
+      );
+    }
+    if (typeof value !== "string") {
+      throw new Error(`functions: setting ${name} must be a string, got ${JSON.stringify(value)}`);
+    }
+  }
+  const level = resolveLogLevel(logLevel, settings);
+  try {
+    return loadConfig({ ...PLACEHOLDER_ENVIRONMENT, ...settings, POWERTOOLS_LOG_LEVEL: level });
+  } catch (error) {
+    throw new Error(`functions: handlerSettings: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** The name of the function behind API Gateway's `$default` route. */
 export const FALLBACK_NAME = "fallback";
 /** The scheduled function that ends (and counts) timed-out sessions. */
@@ -51,6 +140,8 @@ export interface FunctionEnvironmentInput {
   bucketName: string;
   /** Optional handler settings, by variable name (only `TUNABLE_SETTINGS`). */
   settings?: Record<string, string>;
+  /** The functions' log level (see `resolveLogLevel`); default INFO. */
+  logLevel?: string;
 }
 
 /**
@@ -60,13 +151,7 @@ export interface FunctionEnvironmentInput {
  */
 export function functionEnvironment(input: FunctionEnvironmentInput): Record<string, string> {
   const settings = input.settings ?? {};
-  for (const name of Object.keys(settings)) {
-    if (!TUNABLE_SETTINGS.includes(name)) {
-      throw new Error(
-        `functions: setting ${name} is not one the handlers read (${TUNABLE_SETTINGS.join(", ")})`,
-      );
-    }
-  }
+  checkHandlerSettings(settings, input.logLevel);
   const env: Record<string, string> = {
     ...settings,
     REDIS_ENDPOINT: input.redisEndpoint,
@@ -77,7 +162,12 @@ export function functionEnvironment(input: FunctionEnvironmentInput): Record<str
     ALB_DNS_NAME: input.connectHost,
     CONNECT_SCHEME: input.connectScheme,
     OBJECT_STORE: `s3://${input.bucketName}`,
-    POWERTOOLS_SERVICE_NAME: "wallcrawler-api",
+    POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    POWERTOOLS_LOG_LEVEL: resolveLogLevel(input.logLevel, settings),
+    // A traced handler's response holds the session's signingKey (a bearer token): keep responses
+    // out of X-Ray segment metadata.
+    POWERTOOLS_TRACER_CAPTURE_RESPONSE: "false",
     // The runtime's SDK would otherwise print a notice about Node.js versions on every cold start.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
   };
@@ -93,8 +183,8 @@ export interface PolicyDocument {
 
 /**
  * The functions' only permissions: read exactly the given secrets, write to their own log
- * groups, and manage the network interfaces Lambda needs in a VPC (what
- * AWSLambdaVPCAccessExecutionRole grants, without its account-wide log permissions).
+ * groups, send their X-Ray trace segments, and manage the network interfaces Lambda needs in a
+ * VPC (what AWSLambdaVPCAccessExecutionRole grants, without its account-wide log permissions).
  */
 export function functionPolicyDocument(
   secretArns: readonly string[],
@@ -137,6 +227,15 @@ export function functionPolicyDocument(
         Effect: "Allow",
         Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
         Resource: [...new Set(logGroupArns)].map((arn) => `${arn.replace(/:\*$/, "")}:*`),
+      },
+      {
+        // Active tracing: Lambda and the X-Ray SDK send segments as the function's role. Neither
+        // action supports resource-level scoping (what AWSXRayDaemonWriteAccess grants, minus the
+        // sampling-rule reads, which Lambda does itself).
+        Sid: "WriteTraces",
+        Effect: "Allow",
+        Action: ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+        Resource: "*",
       },
       {
         // These EC2 actions have no resource-level scoping for Lambda's VPC attachment.
@@ -214,7 +313,10 @@ export interface FunctionsArgs {
   logRetentionDays?: number;
   /** Reserved concurrency of each function; default none (the account pool). */
   reservedConcurrency?: number;
+  /** Handler settings by variable name (only `TUNABLE_SETTINGS`); checked before any resource is made. */
   settings?: Record<string, string>;
+  /** Application log level of Powertools and of Lambda's filter (`LOG_LEVELS`); default INFO. */
+  logLevel?: string;
 }
 
 /** CloudWatch Logs accepts only these retention periods. */
@@ -244,8 +346,14 @@ export class Functions extends pulumi.ComponentResource {
   /** By route name, plus `fallback`. */
   public readonly functions: Record<string, DeployedFunction>;
   public readonly roleArn: pulumi.Output<string>;
+  /** The level every function logs at (Powertools and Lambda's filter). */
+  public readonly logLevel: LogLevel;
 
   constructor(name: string, args: FunctionsArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Settings and level first, even before the component registers: a bad value must fail the
+    // preview before any resource exists.
+    checkHandlerSettings(args.settings, args.logLevel);
+    const logLevel = resolveLogLevel(args.logLevel, args.settings);
     super("wallcrawler:infra:Functions", name, {}, opts);
     if (!args.routes || args.routes.length === 0)
       throw new Error("functions: routes must list at least one route");
@@ -297,6 +405,7 @@ export class Functions extends pulumi.ComponentResource {
             connectHost,
             connectScheme: args.connectScheme,
             settings: args.settings,
+            logLevel,
           }),
       );
 
@@ -349,7 +458,8 @@ export class Functions extends pulumi.ComponentResource {
           reservedConcurrentExecutions: args.reservedConcurrency,
           vpcConfig: { subnetIds: args.subnetIds, securityGroupIds: [args.securityGroupId] },
           environment: { variables: environment },
-          loggingConfig: { logFormat: "Text", logGroup: logGroup.name },
+          loggingConfig: { ...lambdaLoggingConfig(logLevel), logGroup: logGroup.name },
+          tracingConfig: { mode: "Active" },
           codePathOptions: { extraExcludePackages: EXCLUDED_PACKAGES },
         },
         // The role must hold its VPC and log permissions before Lambda checks them at create time.
@@ -358,6 +468,7 @@ export class Functions extends pulumi.ComponentResource {
       this.functions[entry.name] = { name: entry.name, function: fn, logGroup };
     });
     this.roleArn = role.arn;
+    this.logLevel = logLevel;
 
     // The timeout sweep runs on a schedule, not behind the API.
     const sweep = this.functions[SWEEP_NAME].function;

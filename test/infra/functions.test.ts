@@ -1,6 +1,7 @@
 import { expect } from "chai";
 import { ROUTES } from "../../handlers/routes";
 import {
+  checkHandlerSettings,
   fallbackHandlerFactory,
   FALLBACK_NAME,
   functionEnvironment,
@@ -8,11 +9,13 @@ import {
   Functions,
   LAMBDA_ARCHITECTURE,
   LAMBDA_RUNTIME,
+  lambdaLoggingConfig,
+  resolveLogLevel,
   routeTable,
   SWEEP_NAME,
 } from "../../infra/functions";
 import { apiEvent, ctx } from "../support/fixtures";
-import { find, installMocks, ofType, promiseOf, settle, T } from "./mocks";
+import { find, installMocks, ofType, promiseOf, recorded, settle, T } from "./mocks";
 
 const ARN = (name: string) => `arn:aws:secretsmanager:us-west-2:123456789012:secret:${name}-AbCdEf`;
 const ENV_INPUT = {
@@ -56,10 +59,61 @@ describe("infra/functions", () => {
       expect(() => functionEnvironment({ ...ENV_INPUT, connectHost: "https://x/" })).to.throw(/ALB_DNS_NAME/);
     });
 
+    it("names the metrics namespace and service and logs at the stack's level, INFO by default", () => {
+      expect(functionEnvironment(ENV_INPUT)).to.include({
+        POWERTOOLS_SERVICE_NAME: "wallcrawler-api",
+        POWERTOOLS_METRICS_NAMESPACE: "WallCrawler",
+        POWERTOOLS_LOG_LEVEL: "INFO",
+        POWERTOOLS_TRACER_CAPTURE_RESPONSE: "false",
+      });
+      expect(functionEnvironment({ ...ENV_INPUT, logLevel: "debug" }).POWERTOOLS_LOG_LEVEL).to.equal("DEBUG");
+    });
+
     it("cannot be told to override the secret ARNs through settings", () => {
       expect(() =>
         functionEnvironment({ ...ENV_INPUT, settings: { JWE_SECRET_ARN: "file:/tmp/x" } }),
       ).to.throw(/JWE_SECRET_ARN/);
+    });
+  });
+
+  describe("checkHandlerSettings and the log level", () => {
+    it("checks names and values with the handlers' own loader, without any deployed value", () => {
+      const config = checkHandlerSettings({ DEFAULT_CONCURRENCY: "7", TOKEN_ISSUER: "acme-api" });
+      expect(config.defaultConcurrency).to.equal(7);
+      expect(config.tokenIssuer).to.equal("acme-api");
+      expect(checkHandlerSettings().tokenAudience).to.equal("wallcrawler-proxy");
+      expect(() => checkHandlerSettings({ DEFAULT_CONCURRENCY: "many" })).to.throw(
+        /handlerSettings: .*DEFAULT_CONCURRENCY/,
+      );
+      expect(() => checkHandlerSettings({ REDIS_ENDPOINT: "redis://elsewhere:6379" })).to.throw(
+        /setting REDIS_ENDPOINT is not one the handlers read/,
+      );
+      expect(() => checkHandlerSettings({ MAX_BODY_BYTES: 5 as unknown as string })).to.throw(
+        /must be a string/,
+      );
+    });
+
+    it("takes logLevel, or the older POWERTOOLS_LOG_LEVEL setting, and refuses a conflict or an unknown level", () => {
+      expect(resolveLogLevel()).to.equal("INFO");
+      expect(resolveLogLevel("warn")).to.equal("WARN");
+      expect(resolveLogLevel(undefined, { POWERTOOLS_LOG_LEVEL: "debug" })).to.equal("DEBUG");
+      expect(resolveLogLevel("DEBUG", { POWERTOOLS_LOG_LEVEL: "debug" })).to.equal("DEBUG");
+      expect(() => resolveLogLevel("INFO", { POWERTOOLS_LOG_LEVEL: "DEBUG" })).to.throw(/logLevel is INFO/);
+      expect(() => resolveLogLevel("SILENT")).to.throw(/logLevel must be one of/);
+      expect(() => checkHandlerSettings({}, "LOUD")).to.throw(/logLevel/);
+    });
+
+    it("logs JSON with Lambda's filter at the same level and platform lines at INFO unless asked otherwise", () => {
+      expect(lambdaLoggingConfig("INFO")).to.deep.equal({
+        logFormat: "JSON",
+        applicationLogLevel: "INFO",
+        systemLogLevel: "INFO",
+      });
+      expect(lambdaLoggingConfig("TRACE").systemLogLevel).to.equal("DEBUG");
+      expect(lambdaLoggingConfig("ERROR")).to.include({
+        applicationLogLevel: "ERROR",
+        systemLogLevel: "WARN",
+      });
     });
   });
 
@@ -69,11 +123,12 @@ describe("infra/functions", () => {
       "arn:aws:logs:us-west-2:123456789012:log-group:b",
     ];
 
-    it("reads exactly the given secrets, writes only the given log groups, and manages VPC interfaces", () => {
+    it("reads exactly the given secrets, writes only the given log groups and traces, and manages VPC interfaces", () => {
       const doc = functionPolicyDocument([ARN("a"), ARN("b"), ARN("a")], logs);
       expect(doc.Statement.map((s) => s.Sid)).to.deep.equal([
         "ReadApiSecrets",
         "WriteOwnLogs",
+        "WriteTraces",
         "VpcNetworkInterfaces",
       ]);
       expect(doc.Statement[0]).to.deep.equal({
@@ -84,7 +139,8 @@ describe("infra/functions", () => {
       });
       expect(doc.Statement[1].Resource).to.deep.equal(logs.map((arn) => `${arn}:*`));
       expect(doc.Statement[1].Action).to.deep.equal(["logs:CreateLogStream", "logs:PutLogEvents"]);
-      expect(doc.Statement[2].Action.every((a) => a.startsWith("ec2:"))).to.equal(true);
+      expect(doc.Statement[2].Action).to.deep.equal(["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
+      expect(doc.Statement[3].Action.every((a) => a.startsWith("ec2:"))).to.equal(true);
     });
 
     it("uses only the objects under the store's prefixes of the one bucket, and refuses a non-bucket ARN", () => {
@@ -150,6 +206,7 @@ describe("infra/functions", () => {
         logRetentionDays: 90,
         reservedConcurrency: 20,
         settings: { DEFAULT_CONCURRENCY: "10" },
+        logLevel: "DEBUG",
       });
       await promiseOf(functions.roleArn);
       await settle();
@@ -191,12 +248,56 @@ describe("infra/functions", () => {
       expect(policy.Statement[0].Resource).to.deep.equal([ARN("tokens"), ARN("keys"), ARN("auth")]);
     });
 
-    it("gives each function a log group with the given retention and logs there", () => {
+    it("gives each function a log group with the given retention and logs JSON there at the given level", () => {
       for (const fn of ofType(T.lambda, "t-fn-")) {
         const group = find(T.logGroup, `${fn.name}-logs`);
         expect(group.inputs.retentionInDays).to.equal(90);
-        expect(fn.inputs.loggingConfig).to.deep.equal({ logFormat: "Text", logGroup: group.state.name });
+        expect(fn.inputs.loggingConfig).to.deep.equal({
+          logFormat: "JSON",
+          applicationLogLevel: "DEBUG",
+          systemLogLevel: "DEBUG",
+          logGroup: group.state.name,
+        });
+        expect(fn.inputs.environment.variables).to.include({
+          POWERTOOLS_LOG_LEVEL: "DEBUG",
+          POWERTOOLS_METRICS_NAMESPACE: "WallCrawler",
+        });
       }
+    });
+
+    it("traces every function actively and lets its role send the segments", () => {
+      for (const fn of ofType(T.lambda, "t-fn-")) {
+        expect(fn.inputs.tracingConfig, fn.name).to.deep.equal({ mode: "Active" });
+      }
+      const policy = JSON.parse(find(T.rolePolicy, "t-fn-policy").inputs.policy);
+      const traces = policy.Statement.find((s: { Sid: string }) => s.Sid === "WriteTraces");
+      expect(traces.Action).to.have.members(["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
+    });
+
+    it("refuses a bad handler setting or log level before it makes any resource", async () => {
+      const base = {
+        routes: [ROUTES[0]],
+        subnetIds: ["s"],
+        securityGroupId: "sg",
+        redisEndpoint: "rediss://h:6379",
+        redisCluster: false,
+        redisAuthSecretArn: ARN("a"),
+        tokenKeysSecretArn: ARN("t"),
+        apiKeysSecretArn: ARN("k"),
+        connectHost: "h",
+        connectScheme: "wss" as const,
+        bucketName: "b-objects",
+        bucketArn: "arn:aws:s3:::b-objects",
+      };
+      expect(
+        () => new Functions("t-bad-setting", { ...base, settings: { SESSION_RETENTION_SECONDS: "1" } }),
+      ).to.throw(/SESSION_RETENTION_SECONDS/);
+      expect(() => new Functions("t-bad-level", { ...base, logLevel: "VERBOSE" })).to.throw(/logLevel/);
+      // Thrown synchronously, before the component, a role, a log group or a function is registered.
+      await settle();
+      expect(
+        recorded.filter((r) => r.name.startsWith("t-bad-setting") || r.name.startsWith("t-bad-level")),
+      ).to.deep.equal([]);
     });
 
     it("refuses a timeout near API Gateway's limit and a retention CloudWatch does not offer", () => {

@@ -26,6 +26,47 @@ export interface CacheArgs {
   snapshotRetentionDays?: number;
   /** Recovery window of the AUTH-token secret in days (0 deletes at once); default 7. */
   secretRecoveryWindowDays?: number;
+  /**
+   * How a changed AUTH token reaches the replication group: `ROTATE` (default) makes Redis accept
+   * the old and the new token; `SET` (the last step of a rotation, see docs/deploy.md) makes it
+   * accept only the current one.
+   */
+  authTokenUpdateStrategy?: AuthTokenUpdateStrategy;
+}
+
+/** `DELETE` (moving to RBAC) is left out: the handlers authenticate with the token only. */
+export type AuthTokenUpdateStrategy = "ROTATE" | "SET";
+
+/** Checks the strategy argument; throws naming it. */
+export function checkAuthTokenUpdateStrategy(strategy: string | undefined): AuthTokenUpdateStrategy {
+  const value = strategy ?? "ROTATE";
+  if (value !== "ROTATE" && value !== "SET") {
+    throw new Error(`cache: authTokenUpdateStrategy must be ROTATE or SET, got "${value}"`);
+  }
+  return value;
+}
+
+/**
+ * The cache cluster id of every node of the replication group: the `CacheClusterId` dimension of
+ * ElastiCache's per-node metrics (memory, CPU, evictions). ElastiCache names member clusters
+ * `<group>-001`, `-002`, ... without cluster mode and `<group>-<shard 0001..>-<node 001..>` with
+ * it, so the ids are known from the topology before the group exists.
+ */
+export function cacheNodeIds(replicationGroupId: string, topology: CacheTopology): string[] {
+  const pad = (n: number, width: number) => String(n).padStart(width, "0");
+  if (topology.clusterMode === "enabled") {
+    const ids: string[] = [];
+    for (let shard = 1; shard <= topology.numNodeGroups!; shard++) {
+      for (let node = 1; node <= topology.replicasPerNodeGroup! + 1; node++) {
+        ids.push(`${replicationGroupId}-${pad(shard, 4)}-${pad(node, 3)}`);
+      }
+    }
+    return ids;
+  }
+  return Array.from(
+    { length: topology.numCacheClusters! },
+    (_, i) => `${replicationGroupId}-${pad(i + 1, 3)}`,
+  );
 }
 
 /** What the replication group gets, derived from the arguments (pure; unit-tested). */
@@ -125,6 +166,9 @@ export class Cache extends pulumi.ComponentResource {
   public readonly authSecretArn: pulumi.Output<string>;
   public readonly securityGroupId: pulumi.Output<string>;
   public readonly replicationGroupArn: pulumi.Output<string>;
+  public readonly replicationGroupId: pulumi.Output<string>;
+  /** Every node's cache cluster id (see `cacheNodeIds`), in order. */
+  public readonly nodeIds: pulumi.Output<string>[];
 
   constructor(name: string, args: CacheArgs, opts?: pulumi.ComponentResourceOptions) {
     super("wallcrawler:infra:Cache", name, {}, opts);
@@ -132,6 +176,7 @@ export class Cache extends pulumi.ComponentResource {
     if (!args.subnetIds) throw new Error("cache: subnetIds is required");
     if (!args.clientSecurityGroupId) throw new Error("cache: clientSecurityGroupId is required");
     const topology = cacheTopology(args);
+    const authTokenUpdateStrategy = checkAuthTokenUpdateStrategy(args.authTokenUpdateStrategy);
     const snapshots = args.snapshotRetentionDays ?? 1;
     if (!Number.isInteger(snapshots) || snapshots < 0 || snapshots > 35) {
       throw new Error(`cache: snapshotRetentionDays must be a whole number from 0 to 35, got ${snapshots}`);
@@ -152,12 +197,6 @@ export class Cache extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    new aws.secretsmanager.SecretVersion(
-      `${name}-auth-token`,
-      { secretId: authSecret.id, secretString: authToken.result },
-      { parent: this },
-    );
-
     const securityGroup = new aws.ec2.SecurityGroup(
       `${name}-sg`,
       { vpcId: args.vpcId, description: "WallCrawler session cache: Redis from the API functions only" },
@@ -223,7 +262,7 @@ export class Cache extends pulumi.ComponentResource {
         transitEncryptionMode: "required",
         atRestEncryptionEnabled: true,
         authToken: authToken.result,
-        authTokenUpdateStrategy: "ROTATE",
+        authTokenUpdateStrategy,
         subnetGroupName: subnetGroup.name,
         securityGroupIds: [securityGroup.id],
         snapshotRetentionLimit: snapshots,
@@ -233,12 +272,24 @@ export class Cache extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // The secret publishes a token only after the replication group accepts it: a changed token
+    // first reaches the group (ROTATE: old and new both accepted; Pulumi waits until the group is
+    // available again), and only then the secret the functions and the Proxy read. Reversed, a
+    // container could fetch a token Redis still rejects for the minutes a rotation takes.
+    new aws.secretsmanager.SecretVersion(
+      `${name}-auth-token`,
+      { secretId: authSecret.id, secretString: authToken.result },
+      { parent: this, dependsOn: [group] },
+    );
+
     this.host = this.clusterMode ? group.configurationEndpointAddress : group.primaryEndpointAddress;
     this.port = group.port.apply((port) => port ?? 6379);
     this.endpoint = pulumi.all([this.host, this.port]).apply(([host, port]) => redisUrl(host, port));
     this.authSecretArn = authSecret.arn;
     this.securityGroupId = securityGroup.id;
     this.replicationGroupArn = group.arn;
+    this.replicationGroupId = group.id;
+    this.nodeIds = cacheNodeIds("", topology).map((suffix) => pulumi.interpolate`${group.id}${suffix}`);
 
     this.registerOutputs({
       endpoint: this.endpoint,

@@ -1,5 +1,13 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
 import { expect } from "chai";
-import { Cache, cacheTopology, redisUrl } from "../../infra/cache";
+import {
+  Cache,
+  cacheNodeIds,
+  cacheTopology,
+  checkAuthTokenUpdateStrategy,
+  redisUrl,
+} from "../../infra/cache";
 import { find, installMocks, isSecretInput, plain, promiseOf, recorded, settle, T } from "./mocks";
 
 describe("infra/cache", () => {
@@ -46,6 +54,28 @@ describe("infra/cache", () => {
       expect(() => cacheTopology({ engine: "memcached" as never })).to.throw(/engine/);
     });
 
+    it("names every node's cache cluster as ElastiCache does, with and without cluster mode", () => {
+      expect(cacheNodeIds("rg", cacheTopology({ replicas: 2 }))).to.deep.equal([
+        "rg-001",
+        "rg-002",
+        "rg-003",
+      ]);
+      expect(cacheNodeIds("rg", cacheTopology({ clusterMode: true, shards: 2, replicas: 1 }))).to.deep.equal([
+        "rg-0001-001",
+        "rg-0001-002",
+        "rg-0002-001",
+        "rg-0002-002",
+      ]);
+    });
+
+    it("rotates the AUTH token by default and takes SET for the last step only", () => {
+      expect(checkAuthTokenUpdateStrategy(undefined)).to.equal("ROTATE");
+      expect(checkAuthTokenUpdateStrategy("SET")).to.equal("SET");
+      expect(() => checkAuthTokenUpdateStrategy("DELETE")).to.throw(
+        /authTokenUpdateStrategy must be ROTATE or SET/,
+      );
+    });
+
     it("always gives the handlers a TLS URL", () => {
       expect(redisUrl("master.x.cache.amazonaws.com", 6379)).to.equal(
         "rediss://master.x.cache.amazonaws.com:6379",
@@ -57,6 +87,8 @@ describe("infra/cache", () => {
     this.timeout(20000);
     let single: Cache;
     let cluster: Cache;
+    /** The options each child of t-cache was registered with, by `<type> <name>`. */
+    const childOptions = new Map<string, pulumi.ResourceOptions>();
 
     before(async () => {
       await installMocks();
@@ -65,13 +97,25 @@ describe("infra/cache", () => {
         subnetIds: ["subnet-a", "subnet-b"],
         clientSecurityGroupId: "sg-functions",
       };
-      single = new Cache("t-cache", { ...common, replicas: 1, nodeType: "cache.r7g.large" });
+      single = new Cache(
+        "t-cache",
+        { ...common, replicas: 1, nodeType: "cache.r7g.large" },
+        {
+          transformations: [
+            (args) => {
+              childOptions.set(`${args.type} ${args.name}`, args.opts);
+              return undefined;
+            },
+          ],
+        },
+      );
       cluster = new Cache("t-cluster", {
         ...common,
         clusterMode: true,
         shards: 2,
         replicas: 1,
         engine: "valkey",
+        authTokenUpdateStrategy: "SET",
       });
       await promiseOf(single.endpoint);
       await promiseOf(cluster.endpoint);
@@ -102,6 +146,31 @@ describe("infra/cache", () => {
         find(T.password, "t-cache-auth-token").state.result,
       );
       expect(await promiseOf(single.authSecretArn)).to.equal(secret.state.arn);
+    });
+
+    it("publishes a new AUTH token in the secret only after the replication group accepts it (ROTATE)", async () => {
+      const group = find(T.replicationGroup, "t-cache-redis");
+      expect(group.inputs.authTokenUpdateStrategy).to.equal("ROTATE");
+      expect(find(T.replicationGroup, "t-cluster-redis").inputs.authTokenUpdateStrategy).to.equal("SET");
+      const dependsOn = [childOptions.get(`${T.secretVersion} t-cache-auth-token`)]
+        .flatMap((opts) => (opts?.dependsOn ? ([] as unknown[]).concat(opts.dependsOn) : []))
+        .filter((dep): dep is aws.elasticache.ReplicationGroup =>
+          aws.elasticache.ReplicationGroup.isInstance(dep),
+        );
+      expect(dependsOn, "the secret version depends on the replication group").to.have.length(1);
+      expect(await promiseOf(dependsOn[0].urn)).to.match(/::t-cache-redis$/);
+      // And so it registers after it: the engine updates the group first.
+      const order = recorded.map((r) => `${r.type} ${r.name}`);
+      expect(order.indexOf(`${T.secretVersion} t-cache-auth-token`)).to.be.greaterThan(
+        order.indexOf(`${T.replicationGroup} t-cache-redis`),
+      );
+    });
+
+    it("exposes every node's cache cluster id for the alarms", async () => {
+      const id = find(T.replicationGroup, "t-cache-redis").id;
+      expect(await Promise.all(single.nodeIds.map(promiseOf))).to.deep.equal([`${id}-001`, `${id}-002`]);
+      expect(cluster.nodeIds).to.have.length(4);
+      expect(await promiseOf(cluster.nodeIds[3])).to.match(/-0002-002$/);
     });
 
     it("sits on a subnet group of the given subnets behind its own security group", () => {

@@ -93,35 +93,84 @@ export function parseJsonBody(event: HttpEvent, maxBytes: number): Record<string
 }
 
 /**
- * Wraps a handler so that every failure becomes the JSON error body: HttpErrors with their own
- * status, anything else a generic 500 whose detail goes only to the log.
+ * The request id of an invocation: API Gateway's (`$context.requestId`, what its access log
+ * records), so a client's `x-request-id` finds both the API's and the function's lines; Lambda's
+ * own id only for an event that has none.
+ */
+export function requestIdOf(event: HttpEvent, context: HandlerContext): string {
+  return event.requestContext?.requestId || context.awsRequestId;
+}
+
+/** The `errorCode` of an access line: the HttpError's name (`NotFoundError`), or `InternalError`. */
+function errorCodeOf(error: unknown): string {
+  if (!isHttpError(error)) return "InternalError";
+  return error.name && error.name !== "Error" ? error.name : `Http${error.statusCode}`;
+}
+
+/**
+ * Wraps a handler: every failure becomes the JSON error body (HttpErrors with their own status,
+ * anything else a generic 500 whose detail goes only to the log), every answer carries
+ * `x-request-id`, and each request writes one access line (`message: "request"`: route, method,
+ * status, latency, errorCode and, once authenticated, projectId). Every line logged while the
+ * request runs carries its `requestId`. The container's metrics are flushed once per request,
+ * after the answer is made, and the request is one trace subsegment when tracing is on.
  */
 export function withErrorHandling(logger: Logger, handler: HttpHandler): HttpHandler {
-  return async (event, context) => {
+  const run = async (event: HttpEvent, context: HandlerContext, requestId: string): Promise<HttpResult> => {
+    const started = performance.now();
+    const route = event.routeKey || "$default";
+    const telemetry = logger.telemetry;
+    const span = telemetry?.tracing.beginInvocation(route);
+    let result: HttpResult;
+    let failure: unknown;
     try {
-      const result = await handler(event, context);
-      result.headers["x-request-id"] = context.awsRequestId;
-      return result;
+      result = await handler(event, context);
+      result.headers["x-request-id"] = requestId;
     } catch (error) {
-      if (isHttpError(error)) {
-        if (error.statusCode >= 500) {
-          logger.error("request failed: dependency unavailable", {
-            requestId: context.awsRequestId,
-            route: event.routeKey,
-            statusCode: error.statusCode,
-            cause: describeCause(error.cause),
-          });
-        }
-        return errorResult(error, context.awsRequestId);
-      }
-      logger.error("request failed: unexpected error", {
-        requestId: context.awsRequestId,
-        route: event.routeKey,
-        cause: describeCause(error),
-      });
-      return errorResult(new HttpError(500, "internal error"), context.awsRequestId);
+      failure = error;
+      result = failureResult(logger, error, requestId, route);
     }
+    const keys = logger.requestKeys?.();
+    const access: Record<string, unknown> = {
+      requestId,
+      route,
+      method: event.requestContext?.http?.method,
+      status: result.statusCode,
+      latencyMs: Math.round((performance.now() - started) * 10) / 10,
+    };
+    if (failure !== undefined) access.errorCode = errorCodeOf(failure);
+    // Lambda's own id, for its REPORT line and platform logs, when it is not the request id.
+    if (context.awsRequestId && context.awsRequestId !== requestId)
+      access.lambdaRequestId = context.awsRequestId;
+    logger.info("request", access);
+    if (typeof keys?.projectId === "string") telemetry?.tracing.annotate("projectId", keys.projectId);
+    span?.end(result.statusCode >= 500 ? failure : undefined);
+    telemetry?.metrics.flush();
+    return result;
   };
+  return (event, context) => {
+    const requestId = requestIdOf(event, context);
+    return logger.inRequest
+      ? logger.inRequest({ requestId }, () => run(event, context, requestId))
+      : run(event, context, requestId);
+  };
+}
+
+/** The answer to a failed request; the cause of a 5xx goes to the log, never into the body. */
+function failureResult(logger: Logger, error: unknown, requestId: string, route: string): HttpResult {
+  if (isHttpError(error)) {
+    if (error.statusCode >= 500) {
+      logger.error("request failed: dependency unavailable", {
+        requestId,
+        route,
+        statusCode: error.statusCode,
+        cause: describeCause(error.cause),
+      });
+    }
+    return errorResult(error, requestId);
+  }
+  logger.error("request failed: unexpected error", { requestId, route, cause: describeCause(error) });
+  return errorResult(new HttpError(500, "internal error"), requestId);
 }
 
 /** Name, code and message of an error for a log line: never its enumerable fields (they may hold request data). */

@@ -1,5 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { RedisConfig } from "./config";
+import type { Metrics } from "./metrics";
+import type { TraceSpan, Tracing } from "./tracing";
 
 export type RedisClient = Redis | Cluster;
 
@@ -65,4 +67,66 @@ export async function whenReady(client: RedisClient, timeoutMs: number): Promise
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return client;
+}
+
+/** What `instrumentRedis` reports to. */
+export interface RedisObserver {
+  metrics: Metrics;
+  tracing: Tracing;
+}
+
+interface TimedCall {
+  started: number;
+  span: TraceSpan;
+  pending: number;
+  failure?: unknown;
+}
+
+/**
+ * Times every command the client sends, at the one place ioredis sends them (`sendCommand`), so
+ * the stores need no change: one `RedisLatency` sample (ms) per command, or per pipeline or
+ * MULTI (its commands go out in one write), `RedisErrors` for each that fails, and a Redis
+ * subsegment of the current trace. Cost: a timestamp and a promise callback per command.
+ */
+export function instrumentRedis(client: RedisClient, observer: RedisObserver): void {
+  type Send = (
+    command: { name: string; promise: Promise<unknown> },
+    stream?: unknown,
+    ...rest: unknown[]
+  ) => unknown;
+  const target = client as unknown as { sendCommand: Send };
+  const send = target.sendCommand.bind(client) as Send;
+  // A command comes through again when it is re-sent from the offline queue: time it once.
+  const seen = new WeakSet<object>();
+  // A pipeline's commands share the `stream` object of its exec.
+  const batches = new WeakMap<object, TimedCall>();
+  const settle = (call: TimedCall, error?: unknown) => {
+    if (error !== undefined && call.failure === undefined) call.failure = error;
+    if (--call.pending > 0) return;
+    observer.metrics.duration("RedisLatency", performance.now() - call.started);
+    if (call.failure !== undefined) observer.metrics.count("RedisErrors");
+    call.span.end(call.failure);
+  };
+  target.sendCommand = (command, stream, ...rest) => {
+    if (command && typeof command === "object" && !seen.has(command)) {
+      seen.add(command);
+      const batched = typeof stream === "object" && stream !== null;
+      let call = batched ? batches.get(stream) : undefined;
+      if (!call) {
+        call = {
+          started: performance.now(),
+          span: observer.tracing.span("Redis", { command: batched ? "pipeline" : command.name }),
+          pending: 0,
+        };
+        if (batched) batches.set(stream, call);
+      }
+      call.pending++;
+      const timed = call;
+      command.promise.then(
+        () => settle(timed),
+        (error: unknown) => settle(timed, error ?? new Error("redis command failed")),
+      );
+    }
+    return send(command, stream, ...rest);
+  };
 }

@@ -1,6 +1,7 @@
 import { loadConfig, type RuntimeConfig } from "./config";
 import { createLogger, type Logger } from "./logger";
-import { createRedisClient, whenReady, type RedisClient } from "./redis";
+import { createMetrics, type Metrics } from "./metrics";
+import { createRedisClient, instrumentRedis, whenReady, type RedisClient } from "./redis";
 import { FileSecretSource, SecretCache, SecretsManagerSource } from "./secrets";
 import { newSessionId, type SessionDeps } from "./sessions";
 import { defineSessionScripts, SessionStore } from "./store";
@@ -9,30 +10,51 @@ import { defineExtensionScripts, ExtensionStore } from "./extensions";
 import { objectStoreFrom } from "./objects";
 import { ContextStore, defineContextScripts } from "./contexts";
 import { defineSessionFileScripts, SessionFileStore } from "./session-files";
+import { createTracing, type Tracing } from "./tracing";
 
 export interface RuntimeOptions {
   env?: Record<string, string | undefined>;
   logger?: Logger;
   config?: RuntimeConfig;
+  /** Default: EMF lines on stdout (see `createMetrics`). */
+  metrics?: Metrics;
+  /** Default: Powertools Tracer where tracing is active, else none (see `createTracing`). */
+  tracing?: Tracing;
 }
 
 /** What a running container holds: the session deps plus a way to close its connections. */
 export interface Runtime extends SessionDeps {
+  /** The container's metrics: flushed once per request by the HTTP adapter. */
+  metrics: Metrics;
+  tracing: Tracing;
   redis(): Promise<RedisClient>;
   close(): Promise<void>;
 }
 
 /**
  * Builds everything a container needs once: config (throws on a bad env at load time), logger,
- * secret cache (fetches start now), and the Redis client (made on first use, after the AUTH
- * token is known). Call it from `callbackFactory` or at the local server's start, never per request.
+ * metrics and tracing, secret cache (fetches start now), and the Redis client (made on first use,
+ * after the AUTH token is known). Call it from `callbackFactory` or at the local server's start,
+ * never per request. The metrics and tracing are attached to the logger, which every handler
+ * hands to the HTTP adapter: that is how it flushes them and opens each request's trace.
  */
 export function createRuntime(options: RuntimeOptions = {}): Runtime {
-  const config = options.config ?? loadConfig(options.env ?? process.env);
+  const env = options.env ?? process.env;
+  const config = options.config ?? loadConfig(env);
   const logger = options.logger ?? createLogger();
+  const metrics = options.metrics ?? createMetrics({ env });
+  const tracing =
+    options.tracing ??
+    createTracing(env, {
+      onUnavailable: (error) =>
+        logger.warn("tracing is on but the tracer did not load: no traces", { cause: describeCause(error) }),
+    });
+  logger.telemetry = { metrics, tracing };
   const secrets = new SecretCache(new SecretsManagerSource(), new FileSecretSource(), {
     ttlMs: config.secretsTtlMs,
     maxStaleMs: config.secretsMaxStaleMs,
+    metrics,
+    tracing,
     onStale: (ref, error) =>
       logger.warn("serving a cached secret: refresh failed", { secret: ref, cause: describeCause(error) }),
     onInvalid: (ref, error) =>
@@ -55,6 +77,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     pending ??= (async () => {
       const password = config.redisAuthSecretRef ? await secrets.get(config.redisAuthSecretRef) : undefined;
       const made = createRedisClient({ ...config.redis, password });
+      instrumentRedis(made, { metrics, tracing });
       defineSessionScripts(made);
       defineExtensionScripts(made);
       defineContextScripts(made);
@@ -84,6 +107,8 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
   return {
     config,
     logger,
+    metrics,
+    tracing,
     secrets,
     store: new SessionStore(readyRedis, {
       commandTimeoutMs: config.redis.commandTimeoutMs,

@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { GetSecretValueCommand, SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { DependencyError } from "./errors";
+import type { Metrics } from "./metrics";
+import type { Tracing } from "./tracing";
 
 /**
  * Where secret values come from. A reference is either a Secrets Manager ARN/name, or
@@ -96,6 +98,10 @@ export interface SecretCacheOptions {
   onStale?: (ref: string, error: unknown) => void;
   /** Called when a fetched secret does not parse (a configuration problem; the request gets a 503). */
   onInvalid?: (ref: string, error: unknown) => void;
+  /** Each fetch from a source is a `SecretsLatency` sample (ms); each failed one counts in `SecretsErrors`. */
+  metrics?: Metrics;
+  /** Each fetch is a subsegment of the current trace. */
+  tracing?: Tracing;
 }
 
 /**
@@ -172,8 +178,7 @@ export class SecretCache {
   private refresh(ref: string): Promise<CacheEntry> {
     let pending = this.inflight.get(ref);
     if (!pending) {
-      pending = this.sourceFor(ref)
-        .fetch(ref)
+      pending = this.timedFetch(ref)
         .then((raw) => {
           if (this.inflight.get(ref) !== pending) return this.refresh(ref); // invalidated meanwhile
           const previous = this.entries.get(ref);
@@ -190,6 +195,24 @@ export class SecretCache {
       this.inflight.set(ref, pending);
     }
     return pending;
+  }
+
+  /** One fetch from the source, timed and traced (by the source's name: neither the reference nor the value). */
+  private async timedFetch(ref: string): Promise<string> {
+    const source = this.sourceFor(ref);
+    const span = this.options.tracing?.span(source.name);
+    const started = performance.now();
+    try {
+      const raw = await source.fetch(ref);
+      span?.end();
+      return raw;
+    } catch (error) {
+      this.options.metrics?.count("SecretsErrors");
+      span?.end(error);
+      throw error;
+    } finally {
+      this.options.metrics?.duration("SecretsLatency", performance.now() - started);
+    }
   }
 
   private sourceFor(ref: string): SecretSource {

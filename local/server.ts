@@ -13,12 +13,17 @@ const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** Extra routes the local server answers itself (not API routes). */
 export type ExtraRoutes = Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
 
-/** Turns a Node request into an API Gateway HTTP API payload-2.0 event. */
+/**
+ * Turns a Node request into an API Gateway HTTP API payload-2.0 event. `requestId` becomes
+ * `requestContext.requestId`, where API Gateway puts its own: the handlers answer with it in
+ * `x-request-id` and log it, as deployed.
+ */
 export function toEvent(
   req: IncomingMessage,
   body: Buffer,
   routeKey: string,
   pathParameters: Record<string, string> | undefined,
+  requestId: string = randomUUID(),
 ): HttpEvent {
   const url = new URL(req.url ?? "/", "http://localhost");
   const headers: Record<string, string> = {};
@@ -53,7 +58,7 @@ export function toEvent(
         sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
         userAgent: headers["user-agent"] ?? "",
       },
-      requestId: randomUUID(),
+      requestId,
       routeKey,
       stage: "$default",
       time: now.toUTCString(),
@@ -106,7 +111,27 @@ export function createLocalServer(
   const fallback = fallbackHandler(deps, routes);
   const openApi = JSON.stringify(buildOpenApiDocument(require("../package.json").version));
 
+  /** The access line of an answer the server makes itself (the handlers' adapter logs theirs). */
+  const logAnswer = (
+    req: IncomingMessage,
+    requestId: string,
+    status: number,
+    started: number,
+    errorCode: string,
+  ) =>
+    deps.logger.info("request", {
+      requestId,
+      route: "local",
+      method: req.method,
+      status,
+      latencyMs: Math.round((performance.now() - started) * 10) / 10,
+      errorCode,
+    });
+
   return createServer(async (req, res) => {
+    // One id per request, as API Gateway makes one: in the event, in x-request-id and in the logs.
+    const requestId = randomUUID();
+    const started = performance.now();
     try {
       const path = new URL(req.url ?? "/", "http://localhost").pathname;
       const extra = options.extra?.[`${req.method} ${path}`];
@@ -121,9 +146,10 @@ export function createLocalServer(
       }
       const body = await readBody(req);
       if (body === undefined) {
+        logAnswer(req, requestId, 413, started, "PayloadTooLargeError");
         send(res, {
           statusCode: 413,
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", "x-request-id": requestId },
           body: JSON.stringify({
             statusCode: 413,
             error: "Payload Too Large",
@@ -133,19 +159,21 @@ export function createLocalServer(
         return;
       }
       const match = matchRoute(routes, req.method ?? "GET", path);
-      const requestId = randomUUID();
       if (match.kind !== "match") {
-        send(res, await fallback(toEvent(req, body, "$default", undefined), { awsRequestId: requestId }));
+        const event = toEvent(req, body, "$default", undefined, requestId);
+        send(res, await fallback(event, { awsRequestId: requestId }));
         return;
       }
-      const event = toEvent(req, body, `${match.route.method} ${match.route.path}`, match.pathParameters);
+      const routeKey = `${match.route.method} ${match.route.path}`;
+      const event = toEvent(req, body, routeKey, match.pathParameters, requestId);
       send(res, await handlers.get(match.route)!(event, { awsRequestId: requestId }));
     } catch (error) {
-      deps.logger.error("local server failed to answer", { reason: (error as Error).message });
+      deps.logger.error("local server failed to answer", { requestId, reason: (error as Error).message });
       if (!res.headersSent) {
+        logAnswer(req, requestId, 500, started, "InternalError");
         send(res, {
           statusCode: 500,
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", "x-request-id": requestId },
           body: JSON.stringify({
             statusCode: 500,
             error: "Internal Server Error",

@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { FileObjectStore } from "../lib/objects";
 import { createRuntime, type Runtime } from "../lib/runtime";
 import type { Logger } from "../lib/logger";
+import type { Metrics } from "../lib/metrics";
 import { ConnectServer } from "./connect/server";
 import { handleContextArchiveUpload, localContextUploadUrl } from "./context-uploads";
 import { sweepHandler } from "../handlers/sweep";
@@ -25,6 +26,8 @@ export interface LocalStackOptions {
   /** Extra environment for the handlers' config (e.g. DEFAULT_CONCURRENCY). */
   env?: Record<string, string>;
   logger?: Logger;
+  /** Default: EMF lines on stdout, as deployed (POWERTOOLS_METRICS_DISABLED=true turns them off). */
+  metrics?: Metrics;
   extra?: ExtraRoutes;
   /**
    * Port of the local connect server (the Proxy stand-in); 0 picks a free one. Default: the port
@@ -133,7 +136,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   };
   let runtime: Runtime | undefined;
   try {
-    runtime = createRuntime({ env, logger: options.logger });
+    runtime = createRuntime({ env, logger: options.logger, metrics: options.metrics });
     // Archives of deleted extensions are kept a day (sessions may still use them), then removed.
     if (runtime.objects instanceof FileObjectStore) runtime.objects.sweepRetired();
     if (connect) {

@@ -5,6 +5,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 process.env.AWS_ACCESS_KEY_ID ??= "test-access-key";
 process.env.AWS_SECRET_ACCESS_KEY ??= "test-secret-key";
 process.env.AWS_REGION ??= "us-west-2";
+// No EMF lines in the test output (as no log lines): the tests that read metrics pass their own writer.
+process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
 
 /** Mocha root hooks: whatever servers the run started are stopped at its end. */
 export const mochaHooks = {

@@ -19,6 +19,8 @@ Environment (all optional):
   CHROMIUM_PATH                browser binary (default /usr/bin/chromium)
   CONNECT_DISCONNECT_GRACE_MS  how long a session without keepAlive outlives its last client (default 2000)
   LIVE_VIEW_FRAME_ANCESTORS    who may frame the live view: CSP sources, e.g. "https://app.example.com 'self'" (default *)
+  LOG_LEVEL                    DEBUG, INFO (default), WARN or ERROR (POWERTOOLS_LOG_LEVEL wins if set)
+  POWERTOOLS_METRICS_DISABLED  true: no metric (EMF) lines on stdout
   and every handler setting in the README's configuration table.
 
 API keys: npm run keys -- create --project <id>   (and: list, projects, migrate, revoke, rotate-token-key; --help)`;

@@ -8,10 +8,17 @@ import {
   toContextView,
   type ContextDeps,
 } from "../lib/contexts";
-import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
+import { json, type HttpHandler } from "../lib/http";
 import { objectKeys } from "../lib/objects";
 import { readJsonBody } from "../lib/schemas";
-import { authenticateKey, checkProjectId, tokenKeys, type SessionDeps } from "../lib/sessions";
+import {
+  authenticateRequest,
+  withRequestLimit,
+  requestAdmitted,
+  checkProjectId,
+  tokenKeys,
+  type SessionDeps,
+} from "../lib/sessions";
 
 /**
  * The context routes need the object store (archives) and a way to make upload URLs: the local
@@ -56,10 +63,11 @@ function createContextBodySchema() {
 export function createContextHandler(deps: SessionDeps): HttpHandler {
   const ctxDeps = contextDeps(deps);
   const bodySchema = createContextBodySchema();
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const body = readJsonBody(event, bodySchema, deps.config.maxBodyBytes);
     checkProjectId(principal, body.projectId);
+    await requestAdmitted(event);
     const { view } = await createContext(principal, { name: body.name }, ctxDeps);
     return json(201, view);
   });
@@ -67,8 +75,8 @@ export function createContextHandler(deps: SessionDeps): HttpHandler {
 
 /** `GET /v1/contexts/{id}`: one context of the caller's project. */
 export function getContextHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     return json(200, toContextView(await getContext(principal, event.pathParameters?.id ?? "", deps)));
   });
 }
@@ -76,8 +84,8 @@ export function getContextHandler(deps: SessionDeps): HttpHandler {
 /** `PUT /v1/contexts/{id}`: a fresh upload URL (same key pair). */
 export function updateContextHandler(deps: SessionDeps): HttpHandler {
   const ctxDeps = contextDeps(deps);
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     return json(200, await renewContextUpload(principal, event.pathParameters?.id ?? "", ctxDeps));
   });
 }
@@ -85,8 +93,9 @@ export function updateContextHandler(deps: SessionDeps): HttpHandler {
 /** `DELETE /v1/contexts/{id}`: 204. */
 export function deleteContextHandler(deps: SessionDeps): HttpHandler {
   const ctxDeps = contextDeps(deps);
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
+    await requestAdmitted(event);
     await deleteContext(principal, event.pathParameters?.id ?? "", ctxDeps);
     return { statusCode: 204, headers: { "cache-control": "no-store" }, body: "" };
   });

@@ -7,10 +7,10 @@ import {
   toExtensionView,
   type ExtensionDeps,
 } from "../lib/extensions";
-import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
+import { json, type HttpHandler } from "../lib/http";
 import { bodyBytes, readMultipartFile } from "../lib/multipart";
 import { PayloadTooLargeError } from "../lib/errors";
-import { authenticateKey, type SessionDeps } from "../lib/sessions";
+import { authenticateRequest, requestAdmitted, withRequestLimit, type SessionDeps } from "../lib/sessions";
 
 /** Multipart framing around the file: boundaries, part headers, a few small fields. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
@@ -29,8 +29,8 @@ function extensionDeps(deps: SessionDeps): ExtensionDeps {
 export function createExtensionHandler(deps: SessionDeps): HttpHandler {
   const extDeps = extensionDeps(deps);
   const limits = extensionLimits(extDeps);
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const size = bodyBytes(event).length;
     if (size > limits.maxArchiveBytes + MULTIPART_OVERHEAD_BYTES) {
       throw new PayloadTooLargeError(
@@ -38,6 +38,7 @@ export function createExtensionHandler(deps: SessionDeps): HttpHandler {
       );
     }
     const file = await readMultipartFile(event, "file", limits.maxArchiveBytes);
+    await requestAdmitted(event);
     const record = await createExtension(principal, file, extDeps);
     return json(201, toExtensionView(record));
   });
@@ -45,8 +46,8 @@ export function createExtensionHandler(deps: SessionDeps): HttpHandler {
 
 /** `GET /v1/extensions/{id}`: one extension of the caller's project. */
 export function getExtensionHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const record = await getExtension(principal, event.pathParameters?.id ?? "", deps);
     return json(200, toExtensionView(record));
   });
@@ -55,8 +56,9 @@ export function getExtensionHandler(deps: SessionDeps): HttpHandler {
 /** `DELETE /v1/extensions/{id}`: 204; sessions already created with it keep it. */
 export function deleteExtensionHandler(deps: SessionDeps): HttpHandler {
   const extDeps = extensionDeps(deps);
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
+    await requestAdmitted(event);
     await deleteExtension(principal, event.pathParameters?.id ?? "", extDeps);
     return { statusCode: 204, headers: { "cache-control": "no-store" }, body: "" };
   });

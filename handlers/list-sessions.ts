@@ -1,13 +1,13 @@
 import { BadRequestError } from "../lib/errors";
-import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
+import { json, type HttpHandler } from "../lib/http";
 import { parseMetadataQuery } from "../lib/query";
 import { SESSION_STATUSES, type SessionStatus } from "../lib/session";
-import { authenticateKey, listSessions, type SessionDeps } from "../lib/sessions";
+import { authenticateRequest, withRequestLimit, listSessions, type SessionDeps } from "../lib/sessions";
 
 /** `GET /v1/sessions?status=&q=`: the caller's project's sessions, newest first. */
 export function listSessionsHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const query = event.queryStringParameters ?? {};
     let status: SessionStatus | undefined;
     if (query.status !== undefined && query.status !== "") {

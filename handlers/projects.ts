@@ -1,7 +1,13 @@
 import { listProjects, resolveProject, type Project } from "../lib/apikeys";
 import { BadRequestError, NotFoundError } from "../lib/errors";
-import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
-import { authenticateKey, keyDirectory, projectDefaults, type SessionDeps } from "../lib/sessions";
+import { json, type HttpHandler } from "../lib/http";
+import {
+  authenticateRequest,
+  withRequestLimit,
+  keyDirectory,
+  projectDefaults,
+  type SessionDeps,
+} from "../lib/sessions";
 import { usageMonth } from "../lib/store";
 import type { Principal } from "../lib/apikeys";
 
@@ -19,8 +25,8 @@ function checkOwnProject(principal: Principal, id: string): void {
 
 /** `GET /v1/projects`: the projects this key can see, which is its own project. */
 export function listProjectsHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const directory = await keyDirectory(deps);
     const own = listProjects(directory, projectDefaults(deps.config)).filter(
       (project) => project.id === principal.projectId,
@@ -31,8 +37,8 @@ export function listProjectsHandler(deps: SessionDeps): HttpHandler {
 
 /** `GET /v1/projects/{id}`: the caller's project; any other id is a 404. */
 export function getProjectHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     checkOwnProject(principal, event.pathParameters?.id ?? "");
     return json(200, await ownProject(principal, deps));
   });
@@ -47,8 +53,8 @@ const MONTH_PATTERN = /^(\d{4})-(0[1-9]|1[0-2])$/;
  * (and counted) first, so the answer is exact at the moment of the call.
  */
 export function projectUsageHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     checkOwnProject(principal, event.pathParameters?.id ?? "");
     const now = deps.now();
     const month = event.queryStringParameters?.month ?? usageMonth(now);

@@ -1,11 +1,11 @@
 import { BadRequestError } from "../lib/errors";
-import { apiKeyFrom, json, withErrorHandling, type HttpHandler } from "../lib/http";
-import { authenticateKey, debugSession, type SessionDeps } from "../lib/sessions";
+import { json, type HttpHandler } from "../lib/http";
+import { authenticateRequest, withRequestLimit, debugSession, type SessionDeps } from "../lib/sessions";
 
 /** `GET /v1/sessions/{id}/debug?expiresIn=`: live-view and debugger URLs for a running session. */
 export function sessionDebugHandler(deps: SessionDeps): HttpHandler {
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const raw = event.queryStringParameters?.expiresIn;
     let expiresIn: number | undefined;
     if (raw !== undefined && raw !== "") {

@@ -1,6 +1,6 @@
 import { ConfigError } from "../lib/config";
 import { PayloadTooLargeError } from "../lib/errors";
-import { apiKeyFrom, json, withErrorHandling, type HttpHandler, type HttpResult } from "../lib/http";
+import { json, type HttpHandler, type HttpResult } from "../lib/http";
 import { bodyBytes, readMultipartFile } from "../lib/multipart";
 import {
   downloadsZip,
@@ -8,7 +8,13 @@ import {
   uploadSessionFile,
   type SessionFileStore,
 } from "../lib/session-files";
-import { authenticateKey, getSessionRecord, type SessionDeps } from "../lib/sessions";
+import {
+  authenticateRequest,
+  requestAdmitted,
+  withRequestLimit,
+  getSessionRecord,
+  type SessionDeps,
+} from "../lib/sessions";
 
 /** Multipart framing around the file: boundaries, part headers, a few small fields. */
 const MULTIPART_OVERHEAD_BYTES = 64 * 1024;
@@ -29,8 +35,8 @@ function fileStore(deps: SessionDeps): SessionFileStore {
 /** `POST /v1/sessions/{id}/uploads`: a multipart `file` the session's browser can pick (200 `{message}`). */
 export function uploadSessionFileHandler(deps: SessionDeps): HttpHandler {
   const files = fileStore(deps);
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const record = await getSessionRecord(principal, event.pathParameters?.id ?? "", deps);
     const size = bodyBytes(event).length;
     if (size > SESSION_FILE_LIMITS.uploadBytes + MULTIPART_OVERHEAD_BYTES) {
@@ -39,6 +45,7 @@ export function uploadSessionFileHandler(deps: SessionDeps): HttpHandler {
       );
     }
     const file = await readMultipartFile(event, "file", SESSION_FILE_LIMITS.uploadBytes);
+    await requestAdmitted(event);
     const name = await uploadSessionFile(record, file, {
       files,
       logger: deps.logger,
@@ -59,13 +66,14 @@ export function uploadSessionFileHandler(deps: SessionDeps): HttpHandler {
  */
 export function sessionDownloadsHandler(deps: SessionDeps): HttpHandler {
   const files = fileStore(deps);
-  return withErrorHandling(deps.logger, async (event): Promise<HttpResult> => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event): Promise<HttpResult> => {
+    const principal = await authenticateRequest(event, deps);
     const record = await getSessionRecord(principal, event.pathParameters?.id ?? "", deps);
     const zip = await downloadsZip(record, files);
     const objects = files.objectStore;
     if (zip.length > INLINE_ZIP_BYTES && objects.presignGet) {
       const key = `sessions/${record.projectId}/${record.id}/downloads.zip`;
+      await requestAdmitted(event);
       await objects.put(key, zip, "application/zip");
       return {
         statusCode: 303,
@@ -89,8 +97,8 @@ export function sessionDownloadsHandler(deps: SessionDeps): HttpHandler {
 /** `GET /v1/sessions/{id}/logs`: the CDP calls the session's clients made, oldest first (SessionLog[]). */
 export function sessionLogsHandler(deps: SessionDeps): HttpHandler {
   const files = fileStore(deps);
-  return withErrorHandling(deps.logger, async (event) => {
-    const principal = await authenticateKey(apiKeyFrom(event), deps);
+  return withRequestLimit(deps, async (event) => {
+    const principal = await authenticateRequest(event, deps);
     const record = await getSessionRecord(principal, event.pathParameters?.id ?? "", deps);
     return json(200, await files.logs(record.projectId, record.id));
   });

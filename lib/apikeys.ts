@@ -28,6 +28,14 @@ export interface ProjectEntry {
   concurrency?: number;
   /** Seconds a session lives when its create names no timeout; default DEFAULT_TIMEOUT_SECONDS. */
   defaultTimeout?: number;
+  /** Creates a second the project may make, on average (0 = no limit); default DEFAULT_CREATE_RATE. */
+  createRate?: number;
+  /** Creates the project may make at once after a quiet spell; default DEFAULT_CREATE_BURST. */
+  createBurst?: number;
+  /** Requests a second to the other routes (0 = no limit); default DEFAULT_REQUEST_RATE. */
+  requestRate?: number;
+  /** Requests to the other routes at once after a quiet spell; default DEFAULT_REQUEST_BURST. */
+  requestBurst?: number;
   ownerId?: string;
   createdAt?: string;
   updatedAt?: string;
@@ -59,7 +67,20 @@ export interface Principal {
   concurrency: number;
   /** The project's default session timeout in seconds. */
   defaultTimeout: number;
+  /** The project's token buckets: creates, and requests to the other routes; none = no limit. */
+  rateLimits?: ProjectRateLimits;
   keyName?: string;
+}
+
+/** A token bucket: `perSecond` tokens a second on average, at most `burst` saved up. */
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
+}
+
+export interface ProjectRateLimits {
+  create: RateLimit;
+  requests: RateLimit;
 }
 
 export const PROJECT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
@@ -73,6 +94,8 @@ const UNKNOWN_DATE = "1970-01-01T00:00:00.000Z";
 export const PROJECT_LIMITS = {
   concurrency: { min: 1, max: 100000 },
   defaultTimeout: { min: 60, max: 21600 },
+  rate: { min: 0, max: 100000 },
+  burst: { min: 1, max: 100000 },
 } as const;
 
 /**
@@ -110,10 +133,31 @@ export function projectEntrySchema() {
       .min(PROJECT_LIMITS.defaultTimeout.min, "defaultTimeout must be at least 60 seconds")
       .max(PROJECT_LIMITS.defaultTimeout.max, "defaultTimeout must be at most 21600 seconds")
       .optional(),
+    createRate: rateSchema("createRate"),
+    createBurst: burstSchema("createBurst"),
+    requestRate: rateSchema("requestRate"),
+    requestBurst: burstSchema("requestBurst"),
     ownerId: z.string().min(1).max(200).optional(),
     createdAt: z.string().optional(),
     updatedAt: z.string().optional(),
   });
+}
+
+function rateSchema(name: string) {
+  return z
+    .number()
+    .min(PROJECT_LIMITS.rate.min, `${name} must be 0 (no limit) or more`)
+    .max(PROJECT_LIMITS.rate.max, `${name} must be at most ${PROJECT_LIMITS.rate.max} a second`)
+    .optional();
+}
+
+function burstSchema(name: string) {
+  return z
+    .number()
+    .int()
+    .min(PROJECT_LIMITS.burst.min, `${name} must be at least 1`)
+    .max(PROJECT_LIMITS.burst.max, `${name} must be at most ${PROJECT_LIMITS.burst.max}`)
+    .optional();
 }
 
 /** Hash of an API key as stored in the secret. */
@@ -154,6 +198,29 @@ export function generateApiKey(
 export interface ProjectDefaults {
   concurrency: number;
   defaultTimeout: number;
+  /** Default: no rate limits (what a caller that names none gets). */
+  rateLimits?: ProjectRateLimits;
+}
+
+/** No limit: a bucket that never runs dry. */
+const UNLIMITED: RateLimit = { perSecond: 0, burst: 1 };
+
+/** The project's token buckets: its entry's fields, else the defaults. */
+export function projectRateLimits(
+  directory: ApiKeyDirectory,
+  projectId: string,
+  defaults: ProjectDefaults,
+): ProjectRateLimits {
+  const entry = directory.projects.get(projectId);
+  const create = defaults.rateLimits?.create ?? UNLIMITED;
+  const requests = defaults.rateLimits?.requests ?? UNLIMITED;
+  return {
+    create: { perSecond: entry?.createRate ?? create.perSecond, burst: entry?.createBurst ?? create.burst },
+    requests: {
+      perSecond: entry?.requestRate ?? requests.perSecond,
+      burst: entry?.requestBurst ?? requests.burst,
+    },
+  };
 }
 
 /** The secret parsed once per fetched value: keys by hash, and the projects as stored. */
@@ -273,6 +340,7 @@ export function authenticate(
     principalId: principalIdFor(hash),
     concurrency: project.concurrency,
     defaultTimeout: project.defaultTimeout,
+    rateLimits: projectRateLimits(directory, entry.projectId, defaults),
     keyName: entry.name,
   };
 }

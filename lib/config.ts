@@ -49,6 +49,15 @@ export interface RuntimeConfig {
   maxRecordBytes: number;
   /** Most sessions (live and ended) a project keeps; past it the oldest ended ones are dropped. */
   maxRetainedSessions: number;
+  /** The longest a create may wait for a slot (`Prefer: wait`), before the function's own time caps it. */
+  maxQueueWaitSeconds: number;
+  /** How long a client has to connect to a session handed to a waiting create. */
+  connectDeadlineSeconds: number;
+  /** Defaults of the per-project token buckets (perSecond 0 = no limit). */
+  rateLimits: {
+    create: { perSecond: number; burst: number };
+    requests: { perSecond: number; burst: number };
+  };
   /** The object store: `s3://<bucket>` deployed, `file:<folder>` locally; unset, the extension routes refuse to start. */
   objectStore?: string;
 }
@@ -208,6 +217,12 @@ export function envSettings(): EnvSetting[] {
     },
     intSetting("MAX_SESSION_RECORD_BYTES", 16384, 4096, 262144),
     intSetting("MAX_RETAINED_SESSIONS", 5000, 100, 1000000),
+    intSetting("MAX_QUEUE_WAIT_SECONDS", 20, 0, 25),
+    intSetting("CONNECT_DEADLINE_SECONDS", 30, 5, 600),
+    intSetting("DEFAULT_CREATE_RATE", 10, 0, 100000),
+    intSetting("DEFAULT_CREATE_BURST", 30, 1, 100000),
+    intSetting("DEFAULT_REQUEST_RATE", 50, 0, 100000),
+    intSetting("DEFAULT_REQUEST_BURST", 100, 1, 100000),
   ];
 }
 
@@ -284,6 +299,12 @@ export function loadConfig(env: Env = process.env): RuntimeConfig {
     idempotencyTtlSeconds: int("IDEMPOTENCY_TTL_SECONDS"),
     maxRecordBytes: int("MAX_SESSION_RECORD_BYTES"),
     maxRetainedSessions: int("MAX_RETAINED_SESSIONS"),
+    maxQueueWaitSeconds: int("MAX_QUEUE_WAIT_SECONDS"),
+    connectDeadlineSeconds: int("CONNECT_DEADLINE_SECONDS"),
+    rateLimits: {
+      create: { perSecond: int("DEFAULT_CREATE_RATE"), burst: int("DEFAULT_CREATE_BURST") },
+      requests: { perSecond: int("DEFAULT_REQUEST_RATE"), burst: int("DEFAULT_REQUEST_BURST") },
+    },
     objectStore: v.OBJECT_STORE as string | undefined,
   };
 }

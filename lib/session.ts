@@ -42,6 +42,13 @@ export interface SessionRecord {
   proxyBytes: number;
   /** Set by the Proxy together with status ERROR. */
   errorReason?: string;
+  /**
+   * Epoch ms by which a client must connect (sessions handed to a create that waited for a slot,
+   * whose client may have gone): past it, a session nobody connected to is ended.
+   */
+  connectBy?: number;
+  /** Epoch ms of the first admitted connect (the Proxy, or the local stand-in, records it). */
+  connectedAt?: number;
 }
 
 /** The Session object of the Browserbase v1 API. */

@@ -7,7 +7,8 @@ import {
   type ProjectDefaults,
 } from "./apikeys";
 import { SESSION_TIMEOUT_MAX_SECONDS, type RuntimeConfig } from "./config";
-import { BadRequestError, ConflictError, NotFoundError, TooManyRequestsError } from "./errors";
+import { BadRequestError, ConflictError, HttpError, NotFoundError, TooManyRequestsError } from "./errors";
+import { apiKeyFrom, withErrorHandling, type HttpEvent, type HttpHandler, type HttpResult } from "./http";
 import type { Logger } from "./logger";
 import type { SecretCache } from "./secrets";
 import type { CreateSessionBody } from "./schemas";
@@ -24,7 +25,7 @@ import type { ObjectStore } from "./objects";
 import type { ContextStore, ContextUploadUrl } from "./contexts";
 import type { SessionFileStore } from "./session-files";
 import { matchesMetadata, type MetadataClause } from "./query";
-import { recordToFields, type SessionStore } from "./store";
+import { recordToFields, type CreateOutcome, type SessionStore } from "./store";
 import { encryptForProxy, mintSessionToken, parseTokenKeySet, type TokenKeySet } from "./tokens";
 
 /** What the session operations need; tests swap any part. */
@@ -60,6 +61,61 @@ export async function authenticateKey(presented: string | undefined, deps: Sessi
   return authenticate(presented, await keyDirectory(deps), projectDefaults(deps.config));
 }
 
+/** Each request's pending token from its project's request bucket (see `authenticateRequest`). */
+const admissions = new WeakMap<HttpEvent, Promise<void>>();
+
+/**
+ * Authenticates a request to a route other than create and takes a token from its project's
+ * request bucket. The token's round trip runs alongside the route's own Redis work: a route
+ * awaits `requestAdmitted(event)` before it changes anything, and `withRequestLimit` before it
+ * answers, so a refused request changes nothing and reads nothing out. A request without a valid
+ * key is refused before Redis is asked.
+ */
+export async function authenticateRequest(event: HttpEvent, deps: SessionDeps): Promise<Principal> {
+  const principal = await authenticateKey(apiKeyFrom(event), deps);
+  const limit = principal.rateLimits?.requests;
+  if (limit && limit.perSecond > 0) {
+    const admission = deps.store.takeToken(principal.projectId, limit, deps.now()).then((waitMs) => {
+      if (waitMs > 0) {
+        const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+        throw new TooManyRequestsError(
+          `project ${principal.projectId} is sending requests faster than its rate limit of ` +
+            `${limit.perSecond} a second (bursts of ${limit.burst}); retry in ${retryAfter} s`,
+          retryAfter,
+          { shouldRetry: true },
+        );
+      }
+    });
+    // Awaited later (requestAdmitted); a rejection must not count as unhandled meanwhile.
+    admission.catch(() => undefined);
+    admissions.set(event, admission);
+  }
+  return principal;
+}
+
+/** Resolves when the request's token was granted; rejects with the 429 when it was refused. */
+export function requestAdmitted(event: HttpEvent): Promise<void> {
+  return admissions.get(event) ?? Promise.resolve();
+}
+
+/**
+ * `withErrorHandling` for the routes that use `authenticateRequest`: the answer waits for the
+ * request's token, and a refusal replaces whatever the route answered.
+ */
+export function withRequestLimit(deps: Pick<SessionDeps, "logger">, handler: HttpHandler): HttpHandler {
+  return withErrorHandling(deps.logger, async (event, context) => {
+    let result: HttpResult;
+    try {
+      result = await handler(event, context);
+    } catch (error) {
+      await requestAdmitted(event);
+      throw error;
+    }
+    await requestAdmitted(event);
+    return result;
+  });
+}
+
 /** The API-key secret, parsed once per fetched value. */
 export function keyDirectory(deps: SessionDeps): Promise<ApiKeyDirectory> {
   return deps.secrets.getParsed(deps.config.apiKeysSecretRef, parseApiKeySet);
@@ -67,7 +123,11 @@ export function keyDirectory(deps: SessionDeps): Promise<ApiKeyDirectory> {
 
 /** What a project's missing fields default to. */
 export function projectDefaults(config: RuntimeConfig): ProjectDefaults {
-  return { concurrency: config.defaultConcurrency, defaultTimeout: config.defaultTimeoutSeconds };
+  return {
+    concurrency: config.defaultConcurrency,
+    defaultTimeout: config.defaultTimeoutSeconds,
+    rateLimits: config.rateLimits,
+  };
 }
 
 export async function tokenKeys(deps: SessionDeps): Promise<TokenKeySet> {
@@ -145,11 +205,26 @@ async function withConnection(
  * Creates a session for `principal`: validates what the schema cannot, writes the record under
  * the project's concurrency limit in one atomic step, and mints its connect token.
  */
+export interface CreateOptions {
+  /** How long the create may wait for a slot at the limit (`Prefer: wait`, already capped); 0 = refuse at once. */
+  waitSeconds?: number;
+  /** Aborts a wait when the client goes away. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The longest one blocked wait lasts before the waiter looks again. Waking is driven by the
+ * script that frees a slot; this only bounds a wake-up that was missed (a limit raised in the
+ * secret, a lost connection), at one BLPOP and one script per waiter every few seconds.
+ */
+export const MAX_BLOCK_MS = 5_000;
+
 export async function createSession(
   principal: Principal,
   body: CreateSessionBody,
   idempotencyKey: string | undefined,
   deps: SessionDeps,
+  options: CreateOptions = {},
 ): Promise<CreateResult> {
   const { config } = deps;
   checkProjectId(principal, body.projectId);
@@ -227,25 +302,65 @@ export async function createSession(
   }
 
   const fingerprint = idempotencyKey === undefined ? undefined : bodyFingerprint(body);
-  const outcome = await deps.store.create({
-    record,
-    limit: principal.concurrency,
-    now,
-    retentionMs: config.retentionSeconds * 1000,
-    maxLifetimeMs: SESSION_TIMEOUT_MAX_SECONDS * 1000,
-    maxRetained: config.maxRetainedSessions,
-    idempotency:
-      idempotencyKey === undefined || fingerprint === undefined
-        ? undefined
-        : { key: idempotencyKey, fingerprint, ttlMs: config.idempotencyTtlSeconds * 1000 },
-  });
+  const waitMs = Math.max(0, options.waitSeconds ?? 0) * 1000;
+  const waitUntil = waitMs > 0 ? now + waitMs : 0;
+  let outcome: CreateOutcome;
+  for (let attempt = 0; ; attempt++) {
+    const at = attempt === 0 ? now : deps.now();
+    if (attempt > 0) {
+      // A session made after a wait starts (and runs its full timeout) from when it got its slot.
+      record.createdAt = record.updatedAt = record.startedAt = at;
+      record.expiresAt = Math.ceil((at + timeoutSeconds * 1000) / 1000) * 1000;
+    }
+    outcome = await deps.store.create({
+      record,
+      limit: principal.concurrency,
+      now: at,
+      retentionMs: config.retentionSeconds * 1000,
+      maxLifetimeMs: SESSION_TIMEOUT_MAX_SECONDS * 1000,
+      maxRetained: config.maxRetainedSessions,
+      idempotency:
+        idempotencyKey === undefined || fingerprint === undefined
+          ? undefined
+          : { key: idempotencyKey, fingerprint, ttlMs: config.idempotencyTtlSeconds * 1000 },
+      wait:
+        waitUntil > 0
+          ? { until: waitUntil, connectWindowMs: config.connectDeadlineSeconds * 1000 }
+          : undefined,
+      rate: principal.rateLimits && { ...principal.rateLimits.create, takeToken: attempt === 0 },
+    });
+    if (outcome.kind !== "queued") break;
+    const wakeAt = Math.min(waitUntil, outcome.nextChangeAt > at ? outcome.nextChangeAt : Infinity);
+    const woke = await deps.store
+      .waitForGrant(principal.projectId, record.id, Math.min(MAX_BLOCK_MS, wakeAt - at), options.signal)
+      .catch(async (error: unknown) => {
+        await deps.store.leaveQueue(principal.projectId, record.id, deps.now()).catch(() => undefined);
+        throw error;
+      });
+    if (woke === "aborted" || options.signal?.aborted) {
+      await deps.store.leaveQueue(principal.projectId, record.id, deps.now()).catch(() => undefined);
+      throw new HttpError(408, "the client went away while waiting for a slot");
+    }
+  }
 
+  if (outcome.kind === "rate-limited") {
+    const limit = principal.rateLimits?.create;
+    const retryAfter = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
+    throw new TooManyRequestsError(
+      `project ${principal.projectId} is creating sessions faster than its rate limit of ` +
+        `${limit?.perSecond} a second (bursts of ${limit?.burst}); retry in ${retryAfter} s`,
+      retryAfter,
+      { shouldRetry: true },
+    );
+  }
   if (outcome.kind === "limited") {
-    const retryAfter = Math.max(1, Math.ceil((outcome.earliestExpiresAt - now) / 1000));
+    const at = deps.now();
+    const retryAfter = Math.max(1, Math.ceil((outcome.earliestExpiresAt - at) / 1000));
     throw new TooManyRequestsError(
       `project ${principal.projectId} is at its limit of ${principal.concurrency} concurrent ` +
-        `session${principal.concurrency === 1 ? "" : "s"}; ` +
-        `release a session or retry in ${retryAfter} s`,
+        `session${principal.concurrency === 1 ? "" : "s"}` +
+        (waitMs > 0 ? ` and no slot freed within the ${waitMs / 1000} s wait` : "") +
+        `; release a session or retry in ${retryAfter} s`,
       retryAfter,
       // The SDK's own retries back off for a few seconds at most: beyond that they cannot help.
       { shouldRetry: retryAfter <= 5, limit: principal.concurrency, running: outcome.liveCount },

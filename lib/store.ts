@@ -1,4 +1,5 @@
-import type { RedisClient } from "./redis";
+import { Cluster } from "ioredis";
+import { whenReady, type RedisClient } from "./redis";
 import { DependencyError, guardDependency } from "./errors";
 import { digestMayMatch, metadataDigest, type MetadataClause } from "./query";
 import { effectiveStatus, type SessionRecord, type SessionStatus, type StoredStatus } from "./session";
@@ -16,6 +17,14 @@ export const keys = {
   context: (projectId: string, id: string) => `wc:{${projectId}}:context:${id}`,
   contexts: (projectId: string) => `wc:{${projectId}}:contexts`,
   contextNames: (projectId: string) => `wc:{${projectId}}:context-names`,
+  /** The wait queue (see END_SESSION_LUA): waiters by arrival. */
+  queue: (projectId: string) => `wc:{${projectId}}:queue`,
+  /** The list a granted waiter's BLPOP wakes on. */
+  grant: (projectId: string, id: string) => `wc:{${projectId}}:grant:${id}`,
+  /** Sessions handed to a waiter, by the epoch ms a client must have connected by. */
+  connectBy: (projectId: string) => `wc:{${projectId}}:connect-by`,
+  /** A token bucket of the project's request rate limits (`create`, `other`). */
+  rate: (projectId: string, bucket: "create" | "other") => `wc:{${projectId}}:rate:${bucket}`,
 };
 
 /** How long a month's usage is kept after its last update: 400 days, so a year back is always there. */
@@ -29,6 +38,15 @@ export const CONTEXT_PERSIST_GRACE_MS = 120_000;
 
 /** Most expired sessions one create or one sweep step ends (the rest on the next one). */
 export const SWEEP_BATCH = 100;
+
+/**
+ * How long a slot handed to a waiting create stays promised to it: the waiter is woken at once and
+ * claims it within milliseconds; a waiter whose function died meanwhile frees it after this.
+ */
+export const QUEUE_GRANT_TTL_MS = 5_000;
+
+/** The errorReason of a session handed to a waiting create that no client connected to in time. */
+export const NOT_CONNECTED_REASON = "no client connected by the connect deadline (connectBy)";
 
 /** The UTC month (`YYYY-MM`) of an epoch-millisecond instant: the period usage is counted in. */
 export function usageMonth(epochMs: number): string {
@@ -58,7 +76,14 @@ local function past_deadline(deadline) return redis_now > tonumber(deadline) end
  * - adds the session's minutes (whole minutes, rounded up, at least one) and its proxyBytes to
  *   the usage hash of the UTC month it ended in;
  * - when it persisted a context it still holds, gives the writer CONTEXT_PERSIST_GRACE_MS;
- * - publishes the event.
+ * - publishes the event;
+ * - hands the freed slot to the project's first waiter, if any (`grant_waiters`).
+ * Also defines the wait queue's steps (all keys under the project's prefix, found from the
+ * active key `wc:{p}:active`): `queue` (zset waiter id → arrival, Redis microseconds),
+ * `queue:deadline` (waiter id → the epoch ms its wait ends), `queue:granted` (waiter id → the
+ * epoch ms its promised slot lapses), `queue:limit` (the limit the waiters last brought) and one
+ * list `grant:<id>` per granted waiter that its blocked BLPOP wakes on; and `take_token`, the token
+ * bucket of the per-project rate limits.
  * Returns true when it ended the session, false when the record was not live (or is gone).
  */
 export const END_SESSION_LUA = `
@@ -74,6 +99,54 @@ local function usage_month(ms)
   if m <= 2 then y = y + 1 end
   return string.format('%04d-%02d', y, m)
 end
+local function project_of(active_key) return string.sub(active_key, 1, -7) end
+local function prune_queue(project, now)
+  local queue, deadlines = project .. 'queue', project .. 'queue:deadline'
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', now)) do
+    redis.call('ZREM', queue, id)
+    redis.call('ZREM', deadlines, id)
+  end
+  redis.call('ZREMRANGEBYSCORE', project .. 'queue:granted', '-inf', now)
+end
+local function grant_waiters(project, active_key, now)
+  local queue, granted = project .. 'queue', project .. 'queue:granted'
+  if redis.call('EXISTS', queue) == 0 then return end
+  prune_queue(project, now)
+  local limit = tonumber(redis.call('GET', project .. 'queue:limit')) or 0
+  local free = limit - redis.call('ZCOUNT', active_key, '(' .. now, '+inf') - redis.call('ZCARD', granted)
+  while free > 0 do
+    local head = redis.call('ZRANGE', queue, 0, 0)[1]
+    if not head then break end
+    redis.call('ZREM', queue, head)
+    redis.call('ZREM', project .. 'queue:deadline', head)
+    redis.call('ZADD', granted, now + ${QUEUE_GRANT_TTL_MS}, head)
+    redis.call('PEXPIRE', granted, ${QUEUE_GRANT_TTL_MS * 2})
+    local grant = project .. 'grant:' .. head
+    redis.call('LPUSH', grant, now)
+    redis.call('PEXPIRE', grant, ${QUEUE_GRANT_TTL_MS})
+    free = free - 1
+  end
+end
+local function leave_queue(project, active_key, id, now)
+  redis.call('ZREM', project .. 'queue', id)
+  redis.call('ZREM', project .. 'queue:deadline', id)
+  redis.call('DEL', project .. 'grant:' .. id)
+  if redis.call('ZREM', project .. 'queue:granted', id) == 1 then grant_waiters(project, active_key, now) end
+end
+local function take_token(bucket, now, rate, burst, cost)
+  if rate <= 0 or cost <= 0 then return 0 end
+  local state = redis.call('HMGET', bucket, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  if now > at then
+    tokens = math.min(burst, tokens + (now - at) * rate / 1000)
+    at = now
+  end
+  if tokens < cost then return math.max(1, math.ceil((cost - tokens) * 1000 / rate)) end
+  redis.call('HSET', bucket, 'tokens', tostring(tokens - cost), 'at', at)
+  redis.call('PEXPIRE', bucket, math.ceil(burst * 1000 / rate) + 1000)
+  return 0
+end
 local function end_session(record_key, active_key, status, ended_at, now, reason, prefixes)
   local r = redis.call('HMGET', record_key, 'id', 'status', 'startedAt', 'projectId', 'proxyBytes', 'contextId', 'contextPersist', 'updatedAt')
   if not r[1] or r[2] ~= 'RUNNING' then return false end
@@ -81,6 +154,8 @@ local function end_session(record_key, active_key, status, ended_at, now, reason
   redis.call('HSET', record_key, 'status', status, 'endedAt', ended_at, 'updatedAt', updated)
   if reason ~= '' then redis.call('HSET', record_key, 'errorReason', reason) end
   redis.call('ZREM', active_key, r[1])
+  local project = project_of(active_key)
+  redis.call('ZREM', project .. 'connect-by', r[1])
   local minutes = math.max(1, math.ceil((ended_at - tonumber(r[3])) / 60000))
   local usage_key = prefixes.usage .. usage_month(ended_at)
   redis.call('HINCRBY', usage_key, 'browserMinutes', minutes)
@@ -95,6 +170,7 @@ local function end_session(record_key, active_key, status, ended_at, now, reason
   end
   local event = {TIMED_OUT = 'timed_out', COMPLETED = 'released', ERROR = 'error'}
   redis.call('PUBLISH', prefixes.channel, cjson.encode({type = event[status], sessionId = r[1], projectId = r[4], at = ended_at}))
+  grant_waiters(project, active_key, now)
   return true
 end
 local function sweep_expired(active_key, now, max, record_prefix, prefixes)
@@ -107,6 +183,14 @@ local function sweep_expired(active_key, now, max, record_prefix, prefixes)
     else
       redis.call('ZREM', active_key, id)
     end
+  end
+  local connect_by = project_of(active_key) .. 'connect-by'
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', connect_by, '-inf', now, 'LIMIT', 0, max)) do
+    if not redis.call('HGET', record_prefix .. id, 'connectedAt') and
+      end_session(record_prefix .. id, active_key, 'ERROR', now, now, '${NOT_CONNECTED_REASON}', prefixes) then
+      ended = ended + 1
+    end
+    redis.call('ZREM', connect_by, id)
   end
   return ended, #expired / 2
 end
@@ -131,50 +215,109 @@ export const DEFAULT_MAX_RETAINED_SESSIONS = 5_000;
 export const SESSION_EVENTS_CHANNEL = "wc:session-events";
 
 /**
- * Create, as one atomic script: replay an idempotent create, end the project's expired sessions
- * (at most SWEEP_BATCH, counting their usage), check the context, refuse when the project is at
- * its limit, else write the record, both indexes and the idempotency marker.
+ * Create, as one atomic script: replay an idempotent create, take a token from the project's
+ * create bucket, end the project's expired sessions (at most SWEEP_BATCH, counting their usage),
+ * check the context, then admit the session when the project has a free slot that no waiter was
+ * promised, else queue a waiting caller or refuse.
  * KEYS: record, active, sessions, idempotency.
  * ARGV: now(1), limit(2), id(3), expiresAt(4), recordExpireAt(5), listCutoff(6), idemValue(7)
  * ('' = none), idemTtlMs(8), deadline(9), maxRetained(10), recordKeyPrefix(11), usagePrefix(12),
  * contextPrefix(13), channel(14), contextMode(15) ('' none, 'use', 'persist'), contextId(16),
- * field, value, ... (from 17).
+ * waitUntil(17) (epoch ms; 0 = the caller does not wait), connectWindowMs(18), createRate(19)
+ * (tokens per second; 0 = unlimited), createBurst(20), tokenCost(21) (1 on a request's first
+ * attempt, 0 when a waiter checks again), field, value, ... (from 22).
+ * A waiter is the session id itself: it is queued first come, first served; when a slot frees
+ * (end_session, an expiry found here, a lapsed promise) the first waiter is promised it for
+ * QUEUE_GRANT_TTL_MS and woken; its next attempt takes it, and the session then carries a connect
+ * deadline (`connectBy`, indexed in `connect-by`). A caller that does not wait is admitted only
+ * when live + promised < limit, so it never takes a promised slot.
  * Past `maxRetained` sessions in the project's list, the oldest that are not live are dropped
  * (record and list entry) in the same step, so one tenant's history cannot grow without bound.
  * A `persist` context is taken for this session until it ends plus CONTEXT_PERSIST_GRACE_MS (or
  * until its writer finishes): a second session that would persist it meanwhile is refused.
  * Returns {1, liveCount} created; {0, liveCount, earliestExpiresAt} at the limit; {2, storedIdemValue}
  * replay; {3} past the deadline (nothing written); {4} no such context; {5, holderSessionId} the
- * context is being persisted by another session.
+ * context is being persisted by another session; {6, position, nextChangeAt, liveCount} queued
+ * (nextChangeAt: when a slot may free without anyone being told, 0 = none known); {7, retryAfterMs}
+ * the create rate limit.
  */
 export const CREATE_SESSION_LUA = `${DEADLINE_LUA}${END_SESSION_LUA}
 if past_deadline(ARGV[9]) then return {3} end
 local now = tonumber(ARGV[1])
+local id = ARGV[3]
+local project = project_of(KEYS[2])
+local wait_until = tonumber(ARGV[17])
+local waiting = wait_until > 0
+local function refuse(reply)
+  if waiting then leave_queue(project, KEYS[2], id, now) end
+  return reply
+end
 if ARGV[7] ~= '' then
   local previous = redis.call('GET', KEYS[4])
-  if previous then return {2, previous} end
+  if previous then return refuse({2, previous}) end
+end
+local retry_ms = take_token(project .. 'rate:create', now, tonumber(ARGV[19]), tonumber(ARGV[20]), tonumber(ARGV[21]))
+if retry_ms > 0 then return refuse({7, retry_ms}) end
+local limit_key = project .. 'queue:limit'
+if waiting then
+  redis.call('SET', limit_key, ARGV[2], 'PX', math.max(1, wait_until - now) + ${QUEUE_GRANT_TTL_MS * 2})
+elseif redis.call('EXISTS', limit_key) == 1 then
+  redis.call('SET', limit_key, ARGV[2], 'KEEPTTL')
 end
 local prefixes = {usage = ARGV[12], context = ARGV[13], channel = ARGV[14]}
 sweep_expired(KEYS[2], now, ${SWEEP_BATCH}, ARGV[11], prefixes)
 local context_key = ARGV[13] .. ARGV[16]
 if ARGV[15] ~= '' then
-  if redis.call('EXISTS', context_key) == 0 then return {4} end
+  if redis.call('EXISTS', context_key) == 0 then return refuse({4}) end
   if ARGV[15] == 'persist' then
     local lock = redis.call('HMGET', context_key, 'persistHolder', 'persistUntil')
-    if lock[1] and lock[1] ~= ARGV[3] and tonumber(lock[2]) > now then return {5, lock[1]} end
+    if lock[1] and lock[1] ~= id and tonumber(lock[2]) > now then return refuse({5, lock[1]}) end
   end
 end
+-- A slot that freed without an end_session (an expiry, a lapsed promise) goes to the queue first.
+grant_waiters(project, KEYS[2], now)
+local granted_key = project .. 'queue:granted'
+local promised = waiting and tonumber(redis.call('ZSCORE', granted_key, id))
+local from_queue = promised ~= nil and promised ~= false and promised > now
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-if live >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  return {0, live, first[2]}
+if from_queue then
+  redis.call('ZREM', granted_key, id)
+  redis.call('DEL', project .. 'grant:' .. id)
+else
+  prune_queue(project, now)
+  if live + redis.call('ZCARD', granted_key) >= tonumber(ARGV[2]) then
+    if waiting and now < wait_until then
+      local queue = project .. 'queue'
+      if not redis.call('ZSCORE', queue, id) then
+        redis.call('ZADD', queue, tonumber(clock[1]) * 1000000 + tonumber(clock[2]), id)
+      end
+      redis.call('ZADD', project .. 'queue:deadline', wait_until, id)
+      local keep = math.max(1, wait_until - now) + ${QUEUE_GRANT_TTL_MS * 2}
+      if redis.call('PTTL', queue) < keep then
+        redis.call('PEXPIRE', queue, keep)
+        redis.call('PEXPIRE', project .. 'queue:deadline', keep)
+      end
+      local next_change = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2]
+      local next_lapse = redis.call('ZRANGE', granted_key, 0, 0, 'WITHSCORES')[2]
+      if next_lapse and (not next_change or tonumber(next_lapse) < tonumber(next_change)) then next_change = next_lapse end
+      return {6, redis.call('ZRANK', queue, id) + 1, next_change or 0, live}
+    end
+    local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    return refuse({0, live, first[2] or now})
+  end
+  if waiting then leave_queue(project, KEYS[2], id, now) end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 17))
+redis.call('HSET', KEYS[1], unpack(ARGV, 22))
+if from_queue then
+  local connect_by = now + tonumber(ARGV[18])
+  redis.call('HSET', KEYS[1], 'connectBy', connect_by)
+  redis.call('ZADD', project .. 'connect-by', connect_by, id)
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-redis.call('ZADD', KEYS[3], now, ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], id)
+redis.call('ZADD', KEYS[3], now, id)
 if ARGV[15] == 'persist' then
-  redis.call('HSET', context_key, 'persistHolder', ARGV[3], 'persistUntil', tonumber(ARGV[4]) + ${CONTEXT_PERSIST_GRACE_MS})
+  redis.call('HSET', context_key, 'persistHolder', id, 'persistUntil', tonumber(ARGV[4]) + ${CONTEXT_PERSIST_GRACE_MS})
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
 local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[10])
@@ -199,12 +342,13 @@ return {1, live + 1}
 /**
  * Undoes a create whose caller was answered 503 (a timeout or a dropped connection): if the
  * script ran before Redis stalled but its reply never arrived, the session exists though nobody
- * was told, so it is removed again (with the context it took). Sent on the same connection right
- * after the failure, so it runs after the create if the create runs at all. Harmless when the
- * create never ran. KEYS: record, active, sessions, idempotency. ARGV: id, idemValue ('' = none),
- * contextKey ('' = none).
+ * was told, so it is removed again (with the context it took, and its place or promised slot in
+ * the wait queue, which goes to the next waiter). Sent on the same connection right after the
+ * failure, so it runs after the create if the create runs at all. Harmless when the create never
+ * ran. KEYS: record, active, sessions, idempotency. ARGV: id, idemValue ('' = none), contextKey
+ * ('' = none), now.
  */
-export const VOID_SESSION_LUA = `
+export const VOID_SESSION_LUA = `${END_SESSION_LUA}
 if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
@@ -212,7 +356,39 @@ if ARGV[2] ~= '' and redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL'
 if ARGV[3] ~= '' and redis.call('HGET', ARGV[3], 'persistHolder') == ARGV[1] then
   redis.call('HDEL', ARGV[3], 'persistHolder', 'persistUntil')
 end
+local project = project_of(KEYS[2])
+redis.call('ZREM', project .. 'connect-by', ARGV[1])
+leave_queue(project, KEYS[2], ARGV[1], tonumber(ARGV[4]))
+grant_waiters(project, KEYS[2], tonumber(ARGV[4]))
 return 1
+`;
+
+/**
+ * A waiter leaves the queue (its client went away): its place goes, and a slot it was promised
+ * goes to the next waiter. KEYS: active. ARGV: id, now.
+ */
+export const LEAVE_QUEUE_LUA = `${END_SESSION_LUA}
+leave_queue(project_of(KEYS[1]), KEYS[1], ARGV[1], tonumber(ARGV[2]))
+return 1
+`;
+
+/**
+ * The connect host admitted a client: records the first connect and lifts the connect deadline.
+ * KEYS: record, connect-by. ARGV: id, now. Returns 1 when the session is live, else 0.
+ */
+export const MARK_CONNECTED_LUA = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'RUNNING' then return 0 end
+redis.call('HSETNX', KEYS[1], 'connectedAt', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * Takes one token from a project's request bucket (the routes other than create). KEYS: bucket.
+ * ARGV: now, rate (tokens per second), burst. Returns 0 when admitted, else the ms until a token.
+ */
+export const TAKE_TOKEN_LUA = `${END_SESSION_LUA}
+return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), 1)
 `;
 
 /**
@@ -273,6 +449,9 @@ type ScriptClient = RedisClient & {
   wcFailSession(...args: (string | number)[]): Promise<string[] | string | null>;
   wcVoidSession(...args: (string | number)[]): Promise<number>;
   wcSweepExpired(...args: (string | number)[]): Promise<number[]>;
+  wcLeaveQueue(...args: (string | number)[]): Promise<number>;
+  wcMarkConnected(...args: (string | number)[]): Promise<number>;
+  wcTakeToken(...args: (string | number)[]): Promise<number>;
 };
 
 /** Registers the store's scripts on a client (EVALSHA with EVAL fallback). Call once per client. */
@@ -282,6 +461,9 @@ export function defineSessionScripts(client: RedisClient): void {
   client.defineCommand("wcFailSession", { numberOfKeys: 2, lua: FAIL_SESSION_LUA });
   client.defineCommand("wcVoidSession", { numberOfKeys: 4, lua: VOID_SESSION_LUA });
   client.defineCommand("wcSweepExpired", { numberOfKeys: 1, lua: SWEEP_EXPIRED_LUA });
+  client.defineCommand("wcLeaveQueue", { numberOfKeys: 1, lua: LEAVE_QUEUE_LUA });
+  client.defineCommand("wcMarkConnected", { numberOfKeys: 2, lua: MARK_CONNECTED_LUA });
+  client.defineCommand("wcTakeToken", { numberOfKeys: 1, lua: TAKE_TOKEN_LUA });
 }
 
 /** Flattens a record into Redis hash field/value pairs (absent optional fields are omitted). */
@@ -313,6 +495,8 @@ export function recordToFields(record: SessionRecord): string[] {
     fields.push("browserSettings", JSON.stringify(record.browserSettings));
   if (record.proxiesEncrypted !== undefined) fields.push("proxies", record.proxiesEncrypted);
   if (record.errorReason !== undefined) fields.push("errorReason", record.errorReason);
+  if (record.connectBy !== undefined) fields.push("connectBy", String(record.connectBy));
+  if (record.connectedAt !== undefined) fields.push("connectedAt", String(record.connectedAt));
   return fields;
 }
 
@@ -341,6 +525,8 @@ export function fieldsToRecord(hash: Record<string, string>): SessionRecord | un
   if (hash.browserSettings) record.browserSettings = JSON.parse(hash.browserSettings);
   if (hash.proxies) record.proxiesEncrypted = hash.proxies;
   if (hash.errorReason) record.errorReason = hash.errorReason;
+  if (hash.connectBy) record.connectBy = Number(hash.connectBy);
+  if (hash.connectedAt) record.connectedAt = Number(hash.connectedAt);
   return record;
 }
 
@@ -396,7 +582,20 @@ export type CreateOutcome =
   /** The record names a context that does not exist (or was deleted meanwhile). */
   | { kind: "no-context" }
   /** The record would persist a context another session is persisting. */
-  | { kind: "context-busy"; holderSessionId: string };
+  | { kind: "context-busy"; holderSessionId: string }
+  /**
+   * The caller waits (`wait`) and is queued at `position` (1 = next). `nextChangeAt`: when a slot
+   * may free without anyone being told (an expiry, a lapsed promise); 0 when none is known.
+   */
+  | { kind: "queued"; position: number; nextChangeAt: number; liveCount: number }
+  /** The project's create rate limit: a token is available in `retryAfterMs`. */
+  | { kind: "rate-limited"; retryAfterMs: number };
+
+/** A token bucket: `perSecond` tokens a second, at most `burst` saved up. */
+export interface RateLimit {
+  perSecond: number;
+  burst: number;
+}
 
 export interface CreateRequest {
   record: SessionRecord;
@@ -408,6 +607,13 @@ export interface CreateRequest {
   /** Most sessions the project keeps listed and retrievable; past it the oldest ended ones go. Default 5000. */
   maxRetained?: number;
   idempotency?: { key: string; fingerprint: string; ttlMs: number };
+  /**
+   * The caller waits for a slot until `until` (epoch ms): at the limit it is queued instead of
+   * refused. A session it gets from the queue must be connected to within `connectWindowMs`.
+   */
+  wait?: { until: number; connectWindowMs: number };
+  /** The project's create bucket, and whether this attempt takes a token (a waiter's re-checks do not). */
+  rate?: RateLimit & { takeToken: boolean };
 }
 
 export interface ListOptions {
@@ -437,6 +643,12 @@ export class SessionStore {
     this.commandTimeoutMs = options.commandTimeoutMs ?? 500;
     this.compensationClient = options.compensationClient ?? client;
   }
+
+  /**
+   * Connections for a waiter's blocking BLPOP, which holds its connection for the whole wait:
+   * made from the store's client without its command timeout, kept for the next waiter.
+   */
+  private readonly idleBlocking: RedisClient[] = [];
 
   /** The deadline for a script sent now: after it, the caller has been answered 503. */
   private deadline(): number {
@@ -475,6 +687,11 @@ export class SessionStore {
         SESSION_EVENTS_CHANNEL,
         contextMode(record),
         record.contextId ?? "",
+        request.wait?.until ?? 0,
+        request.wait?.connectWindowMs ?? 0,
+        request.rate?.perSecond ?? 0,
+        request.rate?.burst ?? 0,
+        request.rate?.takeToken === false ? 0 : 1,
         ...recordToFields(record),
       ),
     ).catch((error: unknown) => {
@@ -489,6 +706,15 @@ export class SessionStore {
     if (code === 1) return { kind: "created", liveCount: Number(result[1]) };
     if (code === 0)
       return { kind: "limited", liveCount: Number(result[1]), earliestExpiresAt: Number(result[2]) };
+    if (code === 6) {
+      return {
+        kind: "queued",
+        position: Number(result[1]),
+        nextChangeAt: Number(result[2]),
+        liveCount: Number(result[3]),
+      };
+    }
+    if (code === 7) return { kind: "rate-limited", retryAfterMs: Number(result[1]) };
     const stored = String(result[1]);
     const bar = stored.lastIndexOf("|");
     return { kind: "replay", fingerprint: stored.slice(0, bar), sessionId: stored.slice(bar + 1) };
@@ -507,9 +733,99 @@ export class SessionStore {
           record.id,
           idemValue,
           record.contextPersist && record.contextId ? keys.context(p, record.contextId) : "",
+          Date.now(),
         ),
       )
       .catch(() => undefined);
+  }
+
+  /**
+   * Blocks until the waiter `id` is promised a slot (its grant list gets an entry), `waitMs`
+   * passes, or `signal` aborts (the client went away). Woken by the script that frees
+   * the slot, not by polling: one BLPOP per wait. A failed or stalled connection ends the wait
+   * early ("timeout"): the caller's next create attempt tells it where it stands.
+   */
+  async waitForGrant(
+    projectId: string,
+    id: string,
+    durationMs: number,
+    signal?: AbortSignal,
+  ): Promise<"granted" | "timeout" | "aborted"> {
+    if (signal?.aborted) return "aborted";
+    const waitMs = Math.max(10, Math.round(durationMs));
+    const connection = await this.guard(() => this.blockingConnection());
+    const drop = () => connection.disconnect();
+    signal?.addEventListener("abort", drop, { once: true });
+    // BLPOP times out in Redis; this ends a wait whose reply never comes (a stalled Redis).
+    const stalled = setTimeout(drop, waitMs + this.commandTimeoutMs + 1000);
+    let reusable = false;
+    try {
+      const reply = await connection.blpop(keys.grant(projectId, id), waitMs / 1000);
+      reusable = true;
+      return reply ? "granted" : "timeout";
+    } catch {
+      return signal?.aborted ? "aborted" : "timeout";
+    } finally {
+      clearTimeout(stalled);
+      signal?.removeEventListener("abort", drop);
+      if (reusable && connection.status === "ready" && this.idleBlocking.length < 8) {
+        this.idleBlocking.push(connection);
+      } else {
+        connection.disconnect();
+      }
+    }
+  }
+
+  private async blockingConnection(): Promise<RedisClient> {
+    for (let idle = this.idleBlocking.pop(); idle; idle = this.idleBlocking.pop()) {
+      if (idle.status === "ready") return idle;
+      idle.disconnect();
+    }
+    const base = await this.client();
+    const connection =
+      base instanceof Cluster
+        ? base.duplicate(undefined, {
+            redisOptions: { ...base.options.redisOptions, commandTimeout: undefined },
+          })
+        : base.duplicate({ commandTimeout: undefined });
+    try {
+      return await whenReady(connection, Math.max(1000, this.commandTimeoutMs));
+    } catch (error) {
+      connection.disconnect();
+      throw error;
+    }
+  }
+
+  /** Closes the connections kept for waiters (the local stack's shutdown). */
+  closeIdleConnections(): void {
+    for (const connection of this.idleBlocking.splice(0)) connection.disconnect();
+  }
+
+  /** A waiter leaves the queue (its client went away); a slot it was promised goes to the next. */
+  async leaveQueue(projectId: string, id: string, now: number): Promise<void> {
+    await this.guard(async () => (await this.scripts()).wcLeaveQueue(keys.active(projectId), id, now));
+  }
+
+  /**
+   * The connect host admitted a client to the session: records the first connect and lifts its
+   * connect deadline. False when the session is not live.
+   */
+  async markConnected(projectId: string, id: string, now: number): Promise<boolean> {
+    const live = await this.guard(async () =>
+      (await this.scripts()).wcMarkConnected(keys.session(projectId, id), keys.connectBy(projectId), id, now),
+    );
+    return Number(live) === 1;
+  }
+
+  /**
+   * Takes a token from the project's bucket for the routes other than create; returns 0 when the
+   * request may go on, else the ms until a token is available.
+   */
+  async takeToken(projectId: string, limit: RateLimit, now: number): Promise<number> {
+    const wait = await this.guard(async () =>
+      (await this.scripts()).wcTakeToken(keys.rate(projectId, "other"), now, limit.perSecond, limit.burst),
+    );
+    return Number(wait);
   }
 
   /** One session of one project, or undefined (one round trip). */

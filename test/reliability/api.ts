@@ -92,7 +92,8 @@ export async function projectSnapshot(client: RedisClient, projectId: string): P
   let cursor = "0";
   for (let round = 0; round < 10_000; round++) {
     const [next, batch] = await client.scan(cursor, "MATCH", `wc:{${projectId}}:*`, "COUNT", 1000);
-    for (const key of batch) found.add(key);
+    // The request-rate buckets count every authenticated request, refused or not: not state.
+    for (const key of batch) if (!key.includes(":rate:")) found.add(key);
     cursor = next;
     if (cursor === "0") break;
   }

@@ -51,6 +51,9 @@ export async function createTestWorld(
     // Re-read the file on every request, so keys added by a test are seen at once.
     SECRETS_CACHE_TTL_SECONDS: "1",
     OBJECT_STORE: `file:${join(home, "objects")}`,
+    // No request rate limits unless a test sets them: suites create sessions in bursts.
+    DEFAULT_CREATE_RATE: "0",
+    DEFAULT_REQUEST_RATE: "0",
     ...options.env,
   };
   const config = loadConfig(env);

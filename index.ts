@@ -2,12 +2,20 @@
  * The WallCrawler API stack: reads the stack's config once, builds the components, exports
  * what clients and the Proxy's stack need. Every config key is listed in docs/deploy.md.
  */
+import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { ROUTES } from "./handlers/routes";
 import { Api } from "./infra/api";
-import { Cache, type CacheEngine } from "./infra/cache";
+import { Cache, type AuthTokenUpdateStrategy, type CacheEngine } from "./infra/cache";
 import { Connect } from "./infra/connect";
-import { FALLBACK_NAME, Functions } from "./infra/functions";
+import { checkHandlerSettings, FALLBACK_NAME, Functions } from "./infra/functions";
+import {
+  albNameFromDnsName,
+  elbArnSuffix,
+  expectedNatGateways,
+  Monitoring,
+  type AlarmSubscription,
+} from "./infra/monitoring";
 import { Network, type NatGatewayStrategy } from "./infra/network";
 import { Secrets, type ApiKeyEntryConfig, type ProjectEntryConfig } from "./infra/secrets";
 import { Storage } from "./infra/storage";
@@ -15,8 +23,17 @@ import { Storage } from "./infra/storage";
 const config = new pulumi.Config();
 const stackName = pulumi.getStack();
 
+// The handlers' settings and log level are checked before any resource is made, so a bad value
+// fails the preview instead of an `up` that has already built the cache. The result is the
+// handlers' own view of them (token issuer and audience included).
+const handlerSettings = config.getObject<Record<string, string>>("handlerSettings");
+const logLevel = config.get("logLevel");
+const handlerConfig = checkHandlerSettings(handlerSettings, logLevel);
+
 // Network: a new VPC, or an existing one when vpcId is set (then both subnet lists are required).
 const existingVpcId = config.get("vpcId");
+const natGateways = config.get("natGateways") as NatGatewayStrategy | undefined;
+const availabilityZones = config.getNumber("availabilityZones");
 const network = new Network("network", {
   existing: existingVpcId
     ? {
@@ -26,8 +43,8 @@ const network = new Network("network", {
       }
     : undefined,
   cidrBlock: config.get("vpcCidr"),
-  availabilityZones: config.getNumber("availabilityZones"),
-  natGateways: config.get("natGateways") as NatGatewayStrategy | undefined,
+  availabilityZones,
+  natGateways,
   secretsManagerEndpoint: config.getBoolean("secretsManagerEndpoint"),
 });
 
@@ -45,6 +62,7 @@ const cache = new Cache("cache", {
   shards: config.getNumber("cacheShards"),
   snapshotRetentionDays: config.getNumber("cacheSnapshotRetentionDays"),
   secretRecoveryWindowDays,
+  authTokenUpdateStrategy: config.get("cacheAuthTokenUpdateStrategy") as AuthTokenUpdateStrategy | undefined,
 });
 
 const secrets = new Secrets("secrets", {
@@ -94,7 +112,8 @@ const functions = new Functions("api-fn", {
   timeout: config.getNumber("lambdaTimeoutSeconds"),
   reservedConcurrency: config.getNumber("lambdaReservedConcurrency"),
   logRetentionDays,
-  settings: config.getObject<Record<string, string>>("handlerSettings"),
+  settings: handlerSettings,
+  logLevel,
 });
 
 const api = new Api("api", {
@@ -115,6 +134,56 @@ const api = new Api("api", {
   throttlingRateLimit: config.getNumber("throttleRateLimit"),
   throttlingBurstLimit: config.getNumber("throttleBurstLimit"),
   accessLogRetentionDays: logRetentionDays,
+});
+
+// NAT gateways of the stack's own VPC: their count follows from the config, their ids from a
+// lookup once the VPC exists (the awsx VPC is a remote component whose children are not ours to read).
+const natGatewayCount = expectedNatGateways({
+  existingVpc: existingVpcId !== undefined,
+  strategy: natGateways,
+  availabilityZones,
+});
+const natGatewayIdList =
+  natGatewayCount === 0
+    ? pulumi.output<string[]>([])
+    : aws.ec2
+        .getNatGatewaysOutput({ vpcId: network.vpcId, filters: [{ name: "state", values: ["available"] }] })
+        .ids.apply((ids) => {
+          if (ids.length !== natGatewayCount) {
+            throw new Error(
+              `monitoring: expected ${natGatewayCount} NAT gateways in the VPC, found ${ids.length}`,
+            );
+          }
+          return [...ids].sort();
+        });
+
+const alarmSubscriptions: AlarmSubscription[] = [
+  ...(config.get("alarmEmail")
+    ? [{ protocol: "email" as const, endpoint: config.require("alarmEmail") }]
+    : []),
+  ...(config.getObject<AlarmSubscription[]>("alarmSubscriptions") ?? []),
+];
+
+const monitoring = new Monitoring("monitoring", {
+  functions: Object.values(functions.functions).map((fn) => ({
+    name: fn.name,
+    functionName: fn.function.name,
+  })),
+  apiId: api.apiId,
+  cacheNodeIds: cache.nodeIds,
+  natGatewayIds: Array.from({ length: natGatewayCount }, (_, i) => natGatewayIdList.apply((ids) => ids[i])),
+  alb:
+    connect.albDnsName && connect.targetGroupArn
+      ? {
+          // Connect exposes the ALB's DNS name, not its ARN: the name inside it finds the ARN suffix.
+          loadBalancerArnSuffix: aws.lb.getLoadBalancerOutput({
+            name: connect.albDnsName.apply(albNameFromDnsName),
+          }).arnSuffix,
+          targetGroupArnSuffix: connect.targetGroupArn.apply(elbArnSuffix),
+        }
+      : undefined,
+  subscriptions: alarmSubscriptions,
+  thresholds: config.getObject<Record<string, unknown>>("alarms"),
 });
 
 /** Base URL for the Browserbase SDK's `baseURL` (it appends `/v1/...`). */
@@ -141,4 +210,18 @@ export const albSecurityGroupId = connect.albSecurityGroupId;
 /** The object store: the Proxy's stack reads extension archives (and later session files) here. */
 export const objectsBucketName = storage.bucketName;
 export const objectsBucketArn = storage.bucketArn;
+/** What the Proxy checks in every token: the handlers' issuer and audience (TOKEN_ISSUER / TOKEN_AUDIENCE settings). */
+export const tokenIssuer = handlerConfig.tokenIssuer;
+export const tokenAudience = handlerConfig.tokenAudience;
+/** The Proxy's Redis client must use cluster mode when this is true. */
+export const cacheClusterMode = cache.clusterMode;
+/** One CloudWatch log group per function (route name, `fallback`, `sweep-sessions`), JSON lines. */
+export const functionLogGroupNames = Object.fromEntries(
+  Object.values(functions.functions).map((fn) => [fn.name, fn.logGroup.name]),
+);
+/** API Gateway's access log: one JSON line per request, `requestId` = the `x-request-id` clients see. */
+export const apiAccessLogGroupName = api.accessLogGroupName;
+/** Every alarm notifies this SNS topic when it fires and when it recovers. */
+export const alarmTopicArn = monitoring.topicArn;
+export const dashboardName = monitoring.dashboardName;
 export const stack = stackName;

@@ -65,6 +65,8 @@ export function accessLogFormat(): string {
     integrationStatus: "$context.integrationStatus",
     integrationLatency: "$context.integrationLatency",
     integrationError: "$context.integrationErrorMessage",
+    // The Lambda invocation's own request id: matches the platform's START/REPORT lines and the trace.
+    lambdaRequestId: "$context.integration.requestId",
     errorMessage: "$context.error.message",
   });
 }
@@ -87,6 +89,7 @@ export class Api extends pulumi.ComponentResource {
   public readonly apiId: pulumi.Output<string>;
   public readonly executionArn: pulumi.Output<string>;
   public readonly accessLogGroupArn: pulumi.Output<string>;
+  public readonly accessLogGroupName: pulumi.Output<string>;
 
   constructor(name: string, args: ApiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("wallcrawler:infra:Api", name, {}, opts);
@@ -165,6 +168,7 @@ export class Api extends pulumi.ComponentResource {
     this.apiId = api.id;
     this.executionArn = api.executionArn;
     this.accessLogGroupArn = accessLogs.arn;
+    this.accessLogGroupName = accessLogs.name;
     this.registerOutputs({ url: this.url, apiId: this.apiId });
   }
 }

@@ -316,6 +316,77 @@ describe("the whole program (dev stack config, under mocks)", function () {
     // object store bucket + public access block, ownership, encryption, lifecycle and policy, and
     // the cache's parameter group. The timeout sweep: its function, log group, schedule rule,
     // target and invoke permission.
-    expect(custom.length).to.equal(35 + 5 * (ROUTES.length + 1) + 5);
+    // Monitoring: the alarm topic, the dashboard, two alarms per function, two for the API,
+    // three for the one cache node, one for the NAT gateway and three for the ALB.
+    const functions = ROUTES.length + 2;
+    expect(custom.length).to.equal(35 + 5 * (ROUTES.length + 1) + 5 + 2 + (2 * functions + 2 + 3 + 1 + 3));
+  });
+
+  it("exports the token issuer and audience, the cluster flag, every log group and the alarm topic", async () => {
+    expect(program.tokenIssuer).to.equal("wallcrawler-api");
+    expect(program.tokenAudience).to.equal("wallcrawler-proxy");
+    expect(program.cacheClusterMode).to.equal(false);
+    const groups = mine(T.logGroup).map((g) => g.state.name);
+    const exported = await Promise.all(Object.values(program.functionLogGroupNames).map(promiseOf));
+    expect(Object.keys(program.functionLogGroupNames)).to.include.members([
+      "create-session",
+      "fallback",
+      SWEEP_NAME,
+    ]);
+    expect(exported).to.have.length(ROUTES.length + 2);
+    for (const name of [...exported, await promiseOf(program.apiAccessLogGroupName)]) {
+      expect(groups).to.include(name);
+    }
+    expect(await promiseOf(program.alarmTopicArn)).to.equal(one(T.topic).state.arn);
+    expect(await promiseOf(program.objectsBucketName)).to.equal(one(T.bucket).state.bucket);
+  });
+
+  it("logs JSON at INFO and traces every function", () => {
+    for (const fn of mine(T.lambda)) {
+      expect(fn.inputs.loggingConfig, fn.name).to.include({
+        logFormat: "JSON",
+        applicationLogLevel: "INFO",
+        systemLogLevel: "INFO",
+      });
+      expect(fn.inputs.tracingConfig, fn.name).to.deep.equal({ mode: "Active" });
+      expect(fn.inputs.environment.variables, fn.name).to.include({
+        POWERTOOLS_METRICS_NAMESPACE: "WallCrawler",
+        POWERTOOLS_LOG_LEVEL: "INFO",
+      });
+    }
+  });
+
+  it("alarms on this stack's functions, API, cache node, NAT gateway and ALB, each to the topic", () => {
+    const topicArn = one(T.topic).state.arn;
+    const alarms = mine(T.alarm);
+    for (const alarm of alarms) {
+      expect(alarm.inputs.alarmActions, alarm.name).to.deep.equal([topicArn]);
+      expect(alarm.inputs.okActions, alarm.name).to.deep.equal([topicArn]);
+    }
+    const watching = (metricName: string) =>
+      alarms.filter((a) => a.inputs.metricName === metricName).map((a) => a.inputs.dimensions);
+    const functionNames = mine(T.lambda).map((fn) => ({ FunctionName: fn.state.name }));
+    expect(watching("Errors")).to.have.deep.members(functionNames);
+    expect(watching("Throttles")).to.have.deep.members(functionNames);
+    const apiId = one(T.api).id;
+    expect(watching("Latency")).to.deep.equal([{ ApiId: apiId }]);
+    const rate = alarms.find((a) => a.inputs.metricQueries)!;
+    expect(rate.inputs.metricQueries[0].metric.dimensions).to.deep.equal({ ApiId: apiId });
+    const node = { CacheClusterId: `${one(T.replicationGroup).id}-001` };
+    for (const metric of ["DatabaseMemoryUsagePercentage", "Evictions", "EngineCPUUtilization"]) {
+      expect(watching(metric), metric).to.deep.equal([node]);
+    }
+    expect(watching("ErrorPortAllocation")).to.have.length(1);
+    expect(watching("ErrorPortAllocation")[0].NatGatewayId).to.match(/^nat-/);
+    const lb = one(T.lb).state.arnSuffix;
+    const tg = one(T.targetGroup).state.arnSuffix;
+    expect(watching("UnHealthyHostCount")).to.deep.equal([{ LoadBalancer: lb, TargetGroup: tg }]);
+    expect(watching("HTTPCode_ELB_5XX_Count")).to.deep.equal([{ LoadBalancer: lb }]);
+    expect(watching("HTTPCode_Target_5XX_Count")).to.deep.equal([{ LoadBalancer: lb }]);
+    const body = JSON.parse(one(T.dashboard).inputs.dashboardBody);
+    expect(JSON.stringify(body))
+      .to.include(apiId)
+      .and.include(node.CacheClusterId)
+      .and.include("SessionsCreated");
   });
 });

@@ -34,7 +34,7 @@ import { profilePhase } from "./phases/profiles";
 import { roundTripPhase } from "./phases/round-trips";
 import { throughputPhase } from "./phases/throughput";
 import { Teardown } from "./processes";
-import { currentCommit, describeMachine, renderReport, resultsJson } from "./report";
+import { currentCommit, describeMachine, renderReport, resultsJson, type ReportInput } from "./report";
 import { BENCH, log, OUT_DIR, ROOT } from "./settings";
 import { setUp, stopLoadTargets } from "./setup";
 import { serializationVerdicts, type TargetCheck } from "./verdicts";
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     // ---- output
     const machine = describeMachine(loadAtStart, ctx.redisVersion);
     const elapsedS = round((performance.now() - started) / 1000, 0);
-    const report = {
+    const report: ReportInput = {
       machine,
       commit: currentCommit(),
       results: throughput.rows,

@@ -17,9 +17,6 @@ import { authenticateKey, createSession, type SessionDeps } from "../lib/session
  */
 export const WAIT_MARGIN_MS = 3_000;
 
-/** The Lambda context's clock, and (in the local stack) the client's disconnect. */
-type WaitContext = HandlerContext & { getRemainingTimeInMillis?: () => number; signal?: AbortSignal };
-
 /**
  * The `wait` preference of RFC 7240 (`Prefer: wait=<seconds>`), or undefined when none is sent.
  * Other preferences are ignored, as the RFC asks; a malformed `wait` is a 400.
@@ -40,7 +37,7 @@ export function requestedWait(event: HttpEvent): number | undefined {
 }
 
 /** The wait applied: the request's, at most MAX_QUEUE_WAIT_SECONDS and what the function's time allows. */
-export function appliedWait(requested: number, maxSeconds: number, context: WaitContext): number {
+export function appliedWait(requested: number, maxSeconds: number, context: HandlerContext): number {
   const remainingMs = context.getRemainingTimeInMillis?.();
   const allowed = remainingMs === undefined ? maxSeconds : Math.floor((remainingMs - WAIT_MARGIN_MS) / 1000);
   return Math.max(0, Math.min(requested, maxSeconds, allowed));
@@ -53,7 +50,7 @@ export function appliedWait(requested: number, maxSeconds: number, context: Wait
  */
 export function createSessionHandler(deps: SessionDeps): HttpHandler {
   const bodySchema = createSessionBodySchema();
-  return withErrorHandling(deps.logger, async (event, context: WaitContext) => {
+  return withErrorHandling(deps.logger, async (event, context: HandlerContext) => {
     const principal = await authenticateKey(apiKeyFrom(event), deps);
     const body = readJsonBody(event, bodySchema, deps.config.maxBodyBytes);
     const requested = requestedWait(event);

@@ -19,6 +19,10 @@ export type HttpResult = APIGatewayProxyStructuredResultV2 & {
 /** The part of the Lambda context the handlers use. */
 export interface HandlerContext {
   awsRequestId: string;
+  /** Lambda's clock: what is left of the invocation (absent locally). */
+  getRemainingTimeInMillis?: () => number;
+  /** The local stack aborts it when the client goes away (API Gateway cannot tell a function). */
+  signal?: AbortSignal;
 }
 export type HttpHandler = (event: HttpEvent, context: HandlerContext) => Promise<HttpResult>;
 

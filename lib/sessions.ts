@@ -10,6 +10,7 @@ import { SESSION_TIMEOUT_MAX_SECONDS, type RuntimeConfig } from "./config";
 import { BadRequestError, ConflictError, HttpError, NotFoundError, TooManyRequestsError } from "./errors";
 import { apiKeyFrom, withErrorHandling, type HttpEvent, type HttpHandler, type HttpResult } from "./http";
 import type { Logger } from "./logger";
+import type { Metrics } from "./metrics";
 import type { SecretCache } from "./secrets";
 import type { CreateSessionBody } from "./schemas";
 import {
@@ -52,13 +53,18 @@ export interface SessionDeps {
    * the object store presigns an S3 PUT.
    */
   contextUploadUrl?: ContextUploadUrl;
+  /** Per-session metrics (sessions created, refused, ended, queue waits); none when absent. */
+  metrics?: Metrics;
 }
 
 export const newSessionId = (): string => randomUUID();
 
 /** Resolves the presented API key to its principal (401 when missing, malformed or unknown). */
 export async function authenticateKey(presented: string | undefined, deps: SessionDeps): Promise<Principal> {
-  return authenticate(presented, await keyDirectory(deps), projectDefaults(deps.config));
+  const principal = authenticate(presented, await keyDirectory(deps), projectDefaults(deps.config));
+  // Every later line of the request, its access line included, names the project (never the key).
+  deps.logger.appendKeys?.({ projectId: principal.projectId });
+  return principal;
 }
 
 /** Each request's pending token from its project's request bucket (see `authenticateRequest`). */
@@ -77,6 +83,7 @@ export async function authenticateRequest(event: HttpEvent, deps: SessionDeps): 
   if (limit && limit.perSecond > 0) {
     const admission = deps.store.takeToken(principal.projectId, limit, deps.now()).then((waitMs) => {
       if (waitMs > 0) {
+        deps.metrics?.count("RateLimited", 1, { projectId: principal.projectId });
         const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
         throw new TooManyRequestsError(
           `project ${principal.projectId} is sending requests faster than its rate limit of ` +
@@ -305,6 +312,8 @@ export async function createSession(
   const waitMs = Math.max(0, options.waitSeconds ?? 0) * 1000;
   const waitUntil = waitMs > 0 ? now + waitMs : 0;
   let outcome: CreateOutcome;
+  let queuedAt: number | undefined;
+  const dimensions = { projectId: principal.projectId };
   for (let attempt = 0; ; attempt++) {
     const at = attempt === 0 ? now : deps.now();
     if (attempt > 0) {
@@ -330,6 +339,10 @@ export async function createSession(
       rate: principal.rateLimits && { ...principal.rateLimits.create, takeToken: attempt === 0 },
     });
     if (outcome.kind !== "queued") break;
+    if (queuedAt === undefined) {
+      queuedAt = at;
+      deps.metrics?.count("QueueWaits", 1, dimensions);
+    }
     const wakeAt = Math.min(waitUntil, outcome.nextChangeAt > at ? outcome.nextChangeAt : Infinity);
     const woke = await deps.store
       .waitForGrant(principal.projectId, record.id, Math.min(MAX_BLOCK_MS, wakeAt - at), options.signal)
@@ -343,7 +356,9 @@ export async function createSession(
     }
   }
 
+  if (queuedAt !== undefined) deps.metrics?.duration("QueueWaitTime", deps.now() - queuedAt, dimensions);
   if (outcome.kind === "rate-limited") {
+    deps.metrics?.count("RateLimited", 1, dimensions);
     const limit = principal.rateLimits?.create;
     const retryAfter = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
     throw new TooManyRequestsError(
@@ -354,6 +369,7 @@ export async function createSession(
     );
   }
   if (outcome.kind === "limited") {
+    deps.metrics?.count("SessionsRefused", 1, dimensions);
     const at = deps.now();
     const retryAfter = Math.max(1, Math.ceil((outcome.earliestExpiresAt - at) / 1000));
     throw new TooManyRequestsError(
@@ -388,6 +404,8 @@ export async function createSession(
     }
     return { session: await withConnection(original, keySet, deps, now), replayed: true };
   }
+  deps.metrics?.count("SessionsCreated", 1, dimensions);
+  if (queuedAt === undefined) deps.metrics?.duration("CreateLatency", deps.now() - now, dimensions);
   deps.logger.info("session created", {
     sessionId: record.id,
     projectId: record.projectId,
@@ -512,6 +530,7 @@ export async function releaseSession(
   const record = await deps.store.release(principal.projectId, id.toLowerCase(), now);
   if (!record) throw sessionNotFound(id);
   if (record.status === "COMPLETED" && record.endedAt === now) {
+    deps.metrics?.count("SessionsEnded", 1, { projectId: record.projectId });
     deps.logger.info("session released", { sessionId: record.id, projectId: record.projectId });
   }
   return toSessionView(record, now);

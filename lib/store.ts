@@ -108,6 +108,9 @@ local function prune_queue(project, now)
   end
   redis.call('ZREMRANGEBYSCORE', project .. 'queue:granted', '-inf', now)
 end
+local function tidy_queue(project)
+  if redis.call('EXISTS', project .. 'queue') == 0 then redis.call('DEL', project .. 'queue:limit') end
+end
 local function grant_waiters(project, active_key, now)
   local queue, granted = project .. 'queue', project .. 'queue:granted'
   if redis.call('EXISTS', queue) == 0 then return end
@@ -126,12 +129,14 @@ local function grant_waiters(project, active_key, now)
     redis.call('PEXPIRE', grant, ${QUEUE_GRANT_TTL_MS})
     free = free - 1
   end
+  tidy_queue(project)
 end
 local function leave_queue(project, active_key, id, now)
   redis.call('ZREM', project .. 'queue', id)
   redis.call('ZREM', project .. 'queue:deadline', id)
   redis.call('DEL', project .. 'grant:' .. id)
   if redis.call('ZREM', project .. 'queue:granted', id) == 1 then grant_waiters(project, active_key, now) end
+  tidy_queue(project)
 end
 local function take_token(bucket, now, rate, burst, cost)
   if rate <= 0 or cost <= 0 then return 0 end
@@ -283,6 +288,7 @@ local live = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
 if from_queue then
   redis.call('ZREM', granted_key, id)
   redis.call('DEL', project .. 'grant:' .. id)
+  tidy_queue(project)
 else
   prune_queue(project, now)
   if live + redis.call('ZCARD', granted_key) >= tonumber(ARGV[2]) then
@@ -754,6 +760,12 @@ export class SessionStore {
     if (signal?.aborted) return "aborted";
     const waitMs = Math.max(10, Math.round(durationMs));
     const connection = await this.guard(() => this.blockingConnection());
+    if (signal?.aborted) {
+      // Aborted while the connection was being made: it was never blocked, so it can be kept.
+      if (this.idleBlocking.length < 8) this.idleBlocking.push(connection);
+      else connection.disconnect();
+      return "aborted";
+    }
     const drop = () => connection.disconnect();
     signal?.addEventListener("abort", drop, { once: true });
     // BLPOP times out in Redis; this ends a wait whose reply never comes (a stalled Redis).

@@ -120,7 +120,17 @@ export function addApiKeyEntry(path: string, entry: ApiKeyEntry): void {
 
 /** The fields of a project that `upsertProject` sets; absent fields keep their value. */
 export type ProjectChanges = Partial<
-  Pick<ProjectEntry, "name" | "concurrency" | "defaultTimeout" | "ownerId">
+  Pick<
+    ProjectEntry,
+    | "name"
+    | "concurrency"
+    | "defaultTimeout"
+    | "ownerId"
+    | "createRate"
+    | "createBurst"
+    | "requestRate"
+    | "requestBurst"
+  >
 >;
 
 /** What `setProject` did to a key set. */

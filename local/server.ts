@@ -166,7 +166,17 @@ export function createLocalServer(
       }
       const routeKey = `${match.route.method} ${match.route.path}`;
       const event = toEvent(req, body, routeKey, match.pathParameters, requestId);
-      send(res, await handlers.get(match.route)!(event, { awsRequestId: requestId }));
+      // A client that goes away (a waiting create's, say) aborts the request: a wait gives up.
+      const gone = new AbortController();
+      const abandon = () => {
+        if (!res.writableEnded) gone.abort();
+      };
+      res.once("close", abandon);
+      try {
+        send(res, await handlers.get(match.route)!(event, { awsRequestId: requestId, signal: gone.signal }));
+      } finally {
+        res.off("close", abandon);
+      }
     } catch (error) {
       deps.logger.error("local server failed to answer", { requestId, reason: (error as Error).message });
       if (!res.headersSent) {

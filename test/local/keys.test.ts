@@ -279,6 +279,42 @@ describe("the keys CLI: projects and their limits", () => {
       expect(readSecrets(file).apiKeys.projects![0]).to.include({ concurrency: 7, defaultTimeout: 120 });
     });
 
+    it("projects set --create-rate/--request-burst set the project's token buckets that authentication hands the handlers", () => {
+      const key = keyOf(run("create", "--project", "acme"));
+      const rates = () =>
+        authenticate(key, parseApiKeySet(JSON.stringify(readSecrets(file).apiKeys)), {
+          ...DEFAULTS,
+          rateLimits: { create: { perSecond: 10, burst: 30 }, requests: { perSecond: 50, burst: 100 } },
+        }).rateLimits;
+      expect(rates()).to.deep.equal({
+        create: { perSecond: 10, burst: 30 },
+        requests: { perSecond: 50, burst: 100 },
+      });
+      const result = run(
+        "projects",
+        "set",
+        "--project",
+        "acme",
+        "--create-rate",
+        "2",
+        "--request-burst",
+        "7",
+      );
+      expect(result.status, result.err.join("\n")).to.equal(0);
+      expect(rates()).to.deep.equal({
+        create: { perSecond: 2, burst: 30 },
+        requests: { perSecond: 50, burst: 7 },
+      });
+      const printed = run("projects", "set", "--project", "acme", "--create-burst", "4", "--print-entry");
+      expect(printed.out.join("\n")).to.include("pulumi config set --path 'projects[M].createBurst' 4");
+      const bad = run("projects", "set", "--project", "acme", "--create-burst", "0");
+      expect(bad.status).to.equal(2);
+      expect(bad.err.join("\n")).to.match(/--create-burst must be a whole number from 1 to 100000/);
+      expect(run("create", "--project", "acme", "--create-rate", "3").err.join("\n")).to.match(
+        /--create-rate does not apply to create/,
+      );
+    });
+
     it("projects set refuses a project that does not exist, and adopts a legacy one keeping its other limits", () => {
       const missing = run("projects", "set", "--project", "ghost", "--concurrency", "3");
       expect(missing.status).to.equal(1);

@@ -9,6 +9,7 @@ import { Api } from "./infra/api";
 import { Cache, type AuthTokenUpdateStrategy, type CacheEngine } from "./infra/cache";
 import { Connect } from "./infra/connect";
 import { checkHandlerSettings, FALLBACK_NAME, Functions } from "./infra/functions";
+import { DependencyLayer } from "./infra/layer";
 import {
   albNameFromDnsName,
   elbArnSuffix,
@@ -95,6 +96,10 @@ const connect = new Connect("connect", {
 
 const logRetentionDays = config.getNumber("logRetentionDays");
 
+// The runtime npm dependencies, one bundled file each, shared by every function (rebuilt only
+// when package-lock.json changes).
+const dependencyLayer = new DependencyLayer("deps", { projectDir: __dirname });
+
 const functions = new Functions("api-fn", {
   routes: ROUTES,
   subnetIds: network.privateSubnetIds,
@@ -114,6 +119,7 @@ const functions = new Functions("api-fn", {
   logRetentionDays,
   settings: handlerSettings,
   logLevel,
+  dependencyLayer: { arn: dependencyLayer.arn, packages: dependencyLayer.packages },
 });
 
 const api = new Api("api", {
@@ -225,3 +231,5 @@ export const apiAccessLogGroupName = api.accessLogGroupName;
 export const alarmTopicArn = monitoring.topicArn;
 export const dashboardName = monitoring.dashboardName;
 export const stack = stackName;
+/** The shared-dependencies layer every function attaches (a new version when package-lock.json changes). */
+export const dependencyLayerArn = dependencyLayer.arn;

@@ -325,6 +325,19 @@ export interface FunctionsArgs {
   settings?: Record<string, string>;
   /** Application log level of Powertools and of Lambda's filter (`LOG_LEVELS`); default INFO. */
   logLevel?: string;
+  /**
+   * The shared-dependencies layer (infra/layer.ts): every function attaches it and leaves its
+   * packages out of its own code package. Without it each package carries its node_modules.
+   */
+  dependencyLayer?: { arn: pulumi.Input<string>; packages: readonly string[] };
+}
+
+/**
+ * What a function's code package leaves out: the packages the runtime provides, plus those the
+ * shared-dependencies layer holds (Lambda finds them under /opt/nodejs/node_modules).
+ */
+export function excludedPackages(layerPackages: readonly string[] = []): string[] {
+  return [...new Set([...EXCLUDED_PACKAGES, ...layerPackages])];
 }
 
 /** CloudWatch Logs accepts only these retention periods. */
@@ -384,6 +397,11 @@ export class Functions extends pulumi.ComponentResource {
       );
     }
     const retentionInDays = checkLogRetention(args.logRetentionDays ?? 30, "functions: logRetentionDays");
+    if (args.dependencyLayer && (!args.dependencyLayer.arn || args.dependencyLayer.packages.length === 0)) {
+      throw new Error("functions: dependencyLayer needs its arn and the packages it holds");
+    }
+    const extraExcludePackages = excludedPackages(args.dependencyLayer?.packages);
+    const layers = args.dependencyLayer ? [args.dependencyLayer.arn] : undefined;
 
     const environment = pulumi
       .all([
@@ -473,7 +491,9 @@ export class Functions extends pulumi.ComponentResource {
           environment: { variables: environment },
           loggingConfig: { ...lambdaLoggingConfig(logLevel), logGroup: logGroup.name },
           tracingConfig: { mode: "Active" },
-          codePathOptions: { extraExcludePackages: EXCLUDED_PACKAGES },
+          // A copy each: CallbackFunction appends to the list it is given.
+          codePathOptions: { extraExcludePackages: [...extraExcludePackages] },
+          layers,
         },
         // The role must hold its VPC and log permissions before Lambda checks them at create time.
         { parent: this, dependsOn: [policy, logGroup] },

@@ -2,6 +2,8 @@ import { expect } from "chai";
 import { ROUTES } from "../../handlers/routes";
 import {
   checkHandlerSettings,
+  EXCLUDED_PACKAGES,
+  excludedPackages,
   fallbackHandlerFactory,
   FALLBACK_NAME,
   functionEnvironment,
@@ -170,6 +172,16 @@ describe("infra/functions", () => {
     });
   });
 
+  describe("excludedPackages", () => {
+    it("leaves out the runtime's packages and the layer's, each once, in a fresh list", () => {
+      expect(excludedPackages()).to.deep.equal(EXCLUDED_PACKAGES);
+      expect(excludedPackages()).to.not.equal(EXCLUDED_PACKAGES);
+      const withLayer = excludedPackages(["zod", "ioredis", "zod"]);
+      expect(withLayer).to.include.members([...EXCLUDED_PACKAGES, "zod", "ioredis"]);
+      expect(withLayer).to.have.length(EXCLUDED_PACKAGES.length + 2);
+    });
+  });
+
   describe("the fallback", () => {
     it("knows the routes' methods and paths without carrying their handlers", async () => {
       expect(routeTable(ROUTES).every((r) => !("factory" in r))).to.equal(true);
@@ -274,6 +286,66 @@ describe("infra/functions", () => {
       const policy = JSON.parse(find(T.rolePolicy, "t-fn-policy").inputs.policy);
       const traces = policy.Statement.find((s: { Sid: string }) => s.Sid === "WriteTraces");
       expect(traces.Action).to.have.members(["xray:PutTraceSegments", "xray:PutTelemetryRecords"]);
+    });
+
+    it("attaches no layer when given none, and keeps its dependencies in its package", async () => {
+      for (const fn of ofType(T.lambda, "t-fn-")) {
+        expect(fn.inputs.layers, fn.name).to.equal(undefined);
+        const names = Object.keys(await fn.inputs.code.assets);
+        expect(names, fn.name).to.include("node_modules/zod");
+      }
+    });
+
+    it("attaches a dependency layer to every function and leaves its packages out of their code", async () => {
+      const layerArn = "arn:aws:lambda:us-west-2:123456789012:layer:t-deps:3";
+      new Functions("t-fnl", {
+        routes: [ROUTES[0]],
+        subnetIds: ["subnet-p1"],
+        securityGroupId: "sg-functions",
+        redisEndpoint: ENV_INPUT.redisEndpoint,
+        redisCluster: false,
+        redisAuthSecretArn: ARN("auth"),
+        tokenKeysSecretArn: ARN("tokens"),
+        apiKeysSecretArn: ARN("keys"),
+        connectHost: "connect.example.com",
+        connectScheme: "wss",
+        bucketName: "wc-objects-123",
+        bucketArn: "arn:aws:s3:::wc-objects-123",
+        dependencyLayer: { arn: layerArn, packages: ["zod", "ioredis"] },
+      });
+      await settle();
+      const made = ofType(T.lambda, "t-fnl-");
+      expect(made).to.have.length(3);
+      for (const fn of made) {
+        expect(fn.inputs.layers, fn.name).to.deep.equal([layerArn]);
+        const names = Object.keys(await fn.inputs.code.assets);
+        expect(names, fn.name).to.not.include("node_modules/zod");
+        expect(names, fn.name).to.not.include("node_modules/ioredis");
+      }
+      // Not layered here, so still packaged.
+      const create = made.find((fn) => fn.name === `t-fnl-${ROUTES[0].name}`)!;
+      expect(Object.keys(await create.inputs.code.assets)).to.include("node_modules/jose");
+    });
+
+    it("refuses a dependency layer without its packages", () => {
+      expect(
+        () =>
+          new Functions("t-bad-layer", {
+            routes: [ROUTES[0]],
+            subnetIds: ["s"],
+            securityGroupId: "sg",
+            redisEndpoint: "rediss://h:6379",
+            redisCluster: false,
+            redisAuthSecretArn: ARN("a"),
+            tokenKeysSecretArn: ARN("t"),
+            apiKeysSecretArn: ARN("k"),
+            connectHost: "h",
+            connectScheme: "wss",
+            bucketName: "b-objects",
+            bucketArn: "arn:aws:s3:::b-objects",
+            dependencyLayer: { arn: "arn:aws:lambda:us-west-2:1:layer:x:1", packages: [] },
+          }),
+      ).to.throw(/dependencyLayer/);
     });
 
     it("refuses a bad handler setting or log level before it makes any resource", async () => {

@@ -172,6 +172,20 @@ function fakeResource(args: pulumi.runtime.MockResourceArgs): { id: string; stat
         },
       };
     }
+    case "aws:lambda/layerVersion:LayerVersion": {
+      const layerArn = arn("lambda", `layer:${inputs.layerName ?? physical}`);
+      return {
+        id: `${layerArn}:1`,
+        state: {
+          ...inputs,
+          arn: `${layerArn}:1`,
+          layerArn,
+          version: "1",
+          codeSha256: digest(`layer:${name}`, 44),
+          createdDate: "2026-01-01T00:00:00.000+0000",
+        },
+      };
+    }
     case "aws:s3/bucket:Bucket": {
       // S3 bucket names are lower case; the physical name here may carry upper-case digest letters.
       const bucket = physical.toLowerCase();
@@ -415,6 +429,7 @@ export const T = {
   rolePolicy: "aws:iam/rolePolicy:RolePolicy",
   logGroup: "aws:cloudwatch/logGroup:LogGroup",
   lambda: "aws:lambda/function:Function",
+  layer: "aws:lambda/layerVersion:LayerVersion",
   permission: "aws:lambda/permission:Permission",
   eventRule: "aws:cloudwatch/eventRule:EventRule",
   eventTarget: "aws:cloudwatch/eventTarget:EventTarget",

@@ -72,6 +72,14 @@ describe("the whole program (dev stack config, under mocks)", function () {
     }
   });
 
+  it("makes one dependency layer for the functions' runtime and architecture, attached to every function", async () => {
+    const layer = one(T.layer);
+    expect(layer.inputs.compatibleRuntimes).to.deep.equal([LAMBDA_RUNTIME]);
+    expect(layer.inputs.compatibleArchitectures).to.deep.equal([LAMBDA_ARCHITECTURE]);
+    expect(await promiseOf(program.dependencyLayerArn)).to.equal(layer.state.arn);
+    for (const fn of mine(T.lambda)) expect(fn.inputs.layers, fn.name).to.deep.equal([layer.state.arn]);
+  });
+
   it("pins every function's runtime and architecture and uses the dev memory and timeout", () => {
     for (const fn of mine(T.lambda)) {
       expect(fn.inputs.runtime, fn.name).to.equal(LAMBDA_RUNTIME);
@@ -317,9 +325,12 @@ describe("the whole program (dev stack config, under mocks)", function () {
     // the cache's parameter group. The timeout sweep: its function, log group, schedule rule,
     // target and invoke permission.
     // Monitoring: the alarm topic, the dashboard, two alarms per function, two for the API,
-    // three for the one cache node, one for the NAT gateway and three for the ALB.
+    // three for the one cache node, one for the NAT gateway and three for the ALB. The functions'
+    // shared-dependencies layer: one layer version.
     const functions = ROUTES.length + 2;
-    expect(custom.length).to.equal(35 + 5 * (ROUTES.length + 1) + 5 + 2 + (2 * functions + 2 + 3 + 1 + 3));
+    expect(custom.length).to.equal(
+      35 + 5 * (ROUTES.length + 1) + 5 + 2 + (2 * functions + 2 + 3 + 1 + 3) + 1,
+    );
   });
 
   it("exports the token issuer and audience, the cluster flag, every log group and the alarm topic", async () => {

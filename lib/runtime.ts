@@ -104,16 +104,17 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
   // Commands go out only on a ready connection, never into ioredis's offline queue.
   const readyRedis = async () => whenReady(await redis(), config.redis.connectTimeoutMs);
   const objects = config.objectStore ? objectStoreFrom(config.objectStore) : undefined;
+  const store = new SessionStore(readyRedis, {
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    compensationClient: redis,
+  });
   return {
     config,
     logger,
     metrics,
     tracing,
     secrets,
-    store: new SessionStore(readyRedis, {
-      commandTimeoutMs: config.redis.commandTimeoutMs,
-      compensationClient: redis,
-    }),
+    store,
     extensions: new ExtensionStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
     contexts: new ContextStore(readyRedis, { commandTimeoutMs: config.redis.commandTimeoutMs }),
     objects,
@@ -122,6 +123,7 @@ export function createRuntime(options: RuntimeOptions = {}): Runtime {
     newId: newSessionId,
     redis,
     close: async () => {
+      store.closeIdleConnections();
       if (client) client.disconnect();
     },
   };

@@ -800,6 +800,8 @@ export class SessionStore {
             redisOptions: { ...base.options.redisOptions, commandTimeout: undefined },
           })
         : base.duplicate({ commandTimeout: undefined });
+    // A failure shows as the BLPOP's rejection; without a listener ioredis would print each one.
+    connection.on("error", () => undefined);
     try {
       return await whenReady(connection, Math.max(1000, this.commandTimeoutMs));
     } catch (error) {

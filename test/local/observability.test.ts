@@ -94,7 +94,12 @@ describe("the local stack's access lines, request ids and metric lines", functio
     expect(stray).to.deep.equal([]);
 
     const access = accessLineOf(requestId);
-    expect(access).to.include({ route: "POST /v1/sessions", method: "POST", status: 201 });
+    expect(access).to.include({
+      route: "POST /v1/sessions",
+      method: "POST",
+      status: 201,
+      projectId: project,
+    });
     expect(access.latencyMs).to.be.a("number").and.to.be.at.least(0);
     expect(access).to.not.have.property("errorCode");
     // The local server hands the handler one id, as API Gateway and Lambda's own are matched deployed.
@@ -166,5 +171,33 @@ describe("the local stack's access lines, request ids and metric lines", functio
     expect([...names]).to.include("RedisLatency");
     // Keys are read from the local secrets file at most a second old: the list re-read it or did not.
     expect(JSON.stringify(documents)).to.not.include(key.slice(3, 30));
+  });
+  it("counts a create, a refusal at the limit and a wait for a slot per project, in EMF", async () => {
+    // The limited project's one slot is taken (by an earlier test, or here).
+    await send("POST", "/v1/sessions", limitedKey, {});
+    metricLines.length = 0;
+    const limitedProject = JSON.parse(await (await send("GET", "/v1/projects", limitedKey)).text())[0]
+      .id as string;
+    const refused = await send("POST", "/v1/sessions", limitedKey, {});
+    expect(refused.status).to.equal(429);
+    const created = await send("POST", "/v1/sessions", key, {});
+    expect(created.status).to.equal(201);
+    const waited = await fetch(`${stack.url}/v1/sessions`, {
+      method: "POST",
+      headers: { "x-bb-api-key": limitedKey, prefer: "wait=1", "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(waited.status).to.equal(429);
+    /** Each value of `name` written with `projectId`, from the EMF lines. */
+    const samples = (name: string, projectId: string): number[] =>
+      metricLines
+        .map((line) => JSON.parse(line) as EmfDocument & { projectId?: string })
+        .filter((doc) => doc.projectId === projectId && doc[name] !== undefined)
+        .flatMap((doc) => [doc[name] as number | number[]].flat());
+    expect(samples("SessionsCreated", project)).to.deep.equal([1]);
+    expect(samples("CreateLatency", project)).to.have.length(1);
+    expect(samples("SessionsRefused", limitedProject)).to.deep.equal([1, 1]);
+    expect(samples("QueueWaits", limitedProject)).to.deep.equal([1]);
+    expect(samples("QueueWaitTime", limitedProject)[0]).to.be.at.least(900);
   });
 });

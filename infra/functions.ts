@@ -16,11 +16,11 @@ export const LAMBDA_ARCHITECTURE = "arm64";
 /** API Gateway gives up on an integration after 30 s; a function must answer well before. */
 export const MAX_TIMEOUT_SECONDS = 25;
 /**
- * Packages the code archive leaves out: the Node.js Lambda runtime ships AWS SDK v3, and the
- * Secrets Manager and S3 clients with their dependency trees would be most of the package.
+ * Packages the code archive leaves out: the Node.js Lambda runtime ships AWS SDK v3, and the S3
+ * client with its dependency tree would be most of the package. (Secrets come through
+ * lib/secrets-manager.ts, not the SDK client, which is only a dev dependency now.)
  */
 export const EXCLUDED_PACKAGES = [
-  "@aws-sdk/client-secrets-manager",
   "@aws-sdk/client-s3",
   // Lazily required for contexts' presigned upload URLs; the runtime ships it with the S3 client.
   "@aws-sdk/s3-request-presigner",

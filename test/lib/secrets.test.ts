@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { expect } from "chai";
 import { DependencyError, isHttpError } from "../../lib/errors";
 import {
@@ -13,6 +13,8 @@ import {
   SecretsManagerSource,
   type SecretSource,
 } from "../../lib/secrets";
+import { SecretsManagerClient } from "../../lib/secrets-manager";
+import { MissingCredentialsError } from "../../lib/sigv4";
 
 const ARN = "arn:aws:secretsmanager:us-west-2:123456789012:secret:wallcrawler/api-keys-AbCdEf";
 
@@ -29,7 +31,9 @@ interface FakeRequest {
 class FakeSecretsManager {
   readonly requests: FakeRequest[] = [];
   values = new Map<string, string>();
-  mode: "ok" | "error" | "hang" = "ok";
+  mode: "ok" | "error" | "denied" | "hang" = "ok";
+  /** Secrets answered as SecretBinary (base64) instead of SecretString. */
+  readonly binary = new Set<string>();
   delayMs = 0;
   private server: Server | undefined;
   private readonly hanging: IncomingMessage[] = [];
@@ -57,6 +61,11 @@ class FakeSecretsManager {
             res.end(JSON.stringify({ __type: "InternalServiceError", message: "fake outage" }));
             return;
           }
+          if (this.mode === "denied") {
+            res.writeHead(400, { "content-type": "application/x-amz-json-1.1" });
+            res.end(JSON.stringify({ __type: "AccessDeniedException", message: "not authorized" }));
+            return;
+          }
           const value = this.values.get(body.SecretId);
           if (req.headers["x-amz-target"] !== "secretsmanager.GetSecretValue" || value === undefined) {
             res.writeHead(400, { "content-type": "application/x-amz-json-1.1" });
@@ -73,7 +82,9 @@ class FakeSecretsManager {
             JSON.stringify({
               ARN: body.SecretId,
               Name: "wallcrawler/api-keys",
-              SecretString: value,
+              ...(this.binary.has(body.SecretId)
+                ? { SecretBinary: Buffer.from(value, "utf8").toString("base64") }
+                : { SecretString: value }),
               VersionId: "00000000-0000-0000-0000-000000000001",
               VersionStages: ["AWSCURRENT"],
               CreatedDate: 1.7e9,
@@ -96,11 +107,11 @@ class FakeSecretsManager {
   }
 }
 
-function sdkClient(endpoint: string): SecretsManagerClient {
+function testClient(endpoint: string): SecretsManagerClient {
   return new SecretsManagerClient({
     endpoint,
     region: "us-west-2",
-    credentials: { accessKeyId: "AKIDTEST", secretAccessKey: "test-secret" },
+    credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "fake-secret-key" },
     maxAttempts: 1,
   });
 }
@@ -135,7 +146,7 @@ describe("secrets", () => {
     fake = new FakeSecretsManager();
     await fake.start();
     fake.values.set(ARN, '{"keys":[]}');
-    source = new SecretsManagerSource(sdkClient(fake.endpoint));
+    source = new SecretsManagerSource(testClient(fake.endpoint));
   });
   afterEach(() => fake.stop());
 
@@ -146,6 +157,46 @@ describe("secrets", () => {
       expect(fake.requests[0].target).to.equal("secretsmanager.GetSecretValue");
       expect(fake.requests[0].contentType).to.equal("application/x-amz-json-1.1");
       expect(fake.requests[0].body).to.deep.equal({ SecretId: ARN });
+    });
+
+    it("returns a SecretBinary value as its UTF-8 text", async () => {
+      fake.binary.add(ARN);
+      fake.values.set(ARN, '{"keys":["\u00e9"]}');
+      expect(await source.fetch(ARN)).to.equal('{"keys":["\u00e9"]}');
+    });
+  });
+
+  describe("SecretsManagerSource without credentials", () => {
+    it("is a 503 whose cause names the missing variables, without asking the service", async () => {
+      const noCredentials = new SecretsManagerSource(undefined, {
+        AWS_REGION: "us-west-2",
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: fake.endpoint,
+      });
+      const error = await rejection(cacheWith(noCredentials).cache.get(ARN));
+      expect(error).to.be.instanceOf(DependencyError);
+      expect((error as DependencyError).statusCode).to.equal(503);
+      const cause = (error as DependencyError).cause;
+      expect(cause).to.be.instanceOf(MissingCredentialsError);
+      expect((cause as Error).message).to.include("AWS_ACCESS_KEY_ID");
+      expect(fake.requests).to.have.length(0);
+    });
+  });
+
+  describe("what the functions load", () => {
+    it("does not load the AWS SDK's Secrets Manager client with the runtime", () => {
+      const loaded = execFileSync(
+        process.execPath,
+        [
+          "-r",
+          "ts-node/register/transpile-only",
+          "-e",
+          'require("./lib/runtime"); console.log(JSON.stringify(Object.keys(require.cache)))',
+        ],
+        { cwd: join(__dirname, "..", ".."), encoding: "utf8" },
+      );
+      const modules = JSON.parse(loaded) as string[];
+      expect(modules.some((path) => path.includes("lib/secrets-manager"))).to.equal(true);
+      expect(modules.filter((path) => path.includes("@aws-sdk/"))).to.deep.equal([]);
     });
   });
 
@@ -166,7 +217,7 @@ describe("secrets", () => {
     });
 
     it("gives up on a service that never answers (a 503, not a hang until the Lambda times out)", async function () {
-      // Fails by mocha timeout if the SDK's request timeout only warns instead of aborting.
+      // Fails by mocha timeout if the client's request timeout does not abort a hung call.
       this.timeout(6000);
       fake.mode = "hang";
       const { cache } = cacheWith(new SecretsManagerSource());
@@ -326,6 +377,21 @@ describe("secrets", () => {
       fake.mode = "error";
       clock.now += 1_000;
       expect(await rejection(cache.get(ARN))).to.be.instanceOf(DependencyError);
+    });
+
+    it("is a 503 naming the AWS error code when access is denied, and serves a cached value meanwhile", async () => {
+      const { cache, clock, stale } = cacheWith(source);
+      fake.mode = "denied";
+      const error = await rejection(cache.get(ARN));
+      expect(error).to.be.instanceOf(DependencyError);
+      expect((error as DependencyError).statusCode).to.equal(503);
+      expect(((error as DependencyError).cause as Error).name).to.equal("AccessDeniedException");
+      fake.mode = "ok";
+      await cache.get(ARN);
+      fake.mode = "denied";
+      clock.now += 61_000;
+      expect(await cache.get(ARN)).to.equal('{"keys":[]}');
+      expect((stale[0].error as Error).name).to.equal("AccessDeniedException");
     });
 
     it("is a 503 for a secret Secrets Manager does not have", async () => {

@@ -75,8 +75,9 @@ const MAX_LIFETIME_MS = SESSION_TIMEOUT_MAX_SECONDS * 1000;
 
 /**
  * KEYS and ARGV of CREATE_SESSION_LUA for one typical session, in the order and shape
- * SessionStore.create passes them (no idempotency key, a limit that never refuses). The deadline
- * is a request's (500 ms command timeout) unless `deadline` says otherwise.
+ * SessionStore.create passes them (no idempotency key, a limit that never refuses, no wait, no
+ * create bucket). The deadline is a request's (500 ms command timeout) unless `deadline` says
+ * otherwise.
  */
 export function createScriptArgs(
   projectId: string,
@@ -106,6 +107,12 @@ export function createScriptArgs(
     SESSION_EVENTS_CHANNEL,
     "",
     "",
+    // A caller that does not wait, with no create bucket, taking its token as a first attempt does.
+    0,
+    0,
+    0,
+    0,
+    1,
     ...typicalFields(projectId, id, now),
   ];
 }

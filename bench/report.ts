@@ -13,6 +13,7 @@ import type { PackageResult } from "./phases/packages";
 import type { PieceCost } from "./phases/pieces";
 import type { Profiles } from "./phases/profiles";
 import type { RoundTrips } from "./phases/round-trips";
+import type { HandoverResult } from "./phases/handover";
 import type { ThroughputResult } from "./phases/throughput";
 import { ROOT, SETTINGS } from "./settings";
 import { TARGETS, type TargetCheck } from "./verdicts";
@@ -32,6 +33,7 @@ export interface ReportInput {
   packages: PackageResult[];
   memory: MemoryResult;
   heap: HeapResult[];
+  handover: HandoverResult;
   checks: TargetCheck[];
   profiles: Profiles;
   pieces: PieceCost[];
@@ -92,6 +94,7 @@ export function resultsJson(input: ReportInput): Record<string, unknown> {
     })),
     memory: input.memory,
     heap: input.heap,
+    handover: input.handover,
     profiles: input.profiles,
     pieces: input.pieces,
     releasesReused: input.releasesReused,
@@ -144,6 +147,19 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
       .join(", "),
     r.scriptedCommandsPerRequest,
   ]);
+  const handoverHeaders = ["measure", "value"];
+  const h = input.handover;
+  const handoverRows: Cell[][] = [
+    ["handovers", h.rounds],
+    ["release → waiter's 201, p50", ms(h.handoverP50Ms)],
+    ["release → waiter's 201, p99", ms(h.handoverP99Ms)],
+    ["the release request alone, p50", ms(h.releaseP50Ms)],
+    [
+      `Redis commands sent per waiter per second (${h.idleWaiters} waiting ${h.idleSeconds} s, nothing freeing)`,
+      h.commandsPerWaiterPerSecond,
+    ],
+    ["… and run inside their scripts, per waiter per second", h.scriptedCommandsPerWaiterPerSecond],
+  ];
   const coldHeaders = [
     "function",
     "median",
@@ -298,6 +314,9 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     "Handler heap (serialized package, --expose-gc, gc before each reading):",
     textTable(heapHeaders, heapRows),
     "",
+    "Waiting for a slot (Prefer: wait, a project limited to one live session):",
+    textTable(handoverHeaders, handoverRows),
+    "",
     ...profileBlocks.flatMap((b) => [
       `CPU profile of the stack under ${b.key} at ${c} connections (${b.summary.busyMs} ms busy of ${b.summary.windowMs} ms sampled${b.summary.windowed ? "" : ", whole profile"}):`,
       textTable(b.headers, b.rows),
@@ -351,6 +370,15 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     "`require()` of each npm module alone in a fresh process:",
     "",
     markdownTable(["module", "require"], moduleRows),
+    "",
+    "## Waiting for a slot",
+    "",
+    "A project limited to one live session; each round queues one create with `Prefer: wait=20`,",
+    "then releases the live session through the API: the handover is the time from sending the",
+    "release to the waiter's 201. The idle cost is the Redis commands waiters send (and their",
+    "scripts run) while nothing frees, from MONITOR, against the same window without waiters.",
+    "",
+    markdownTable(handoverHeaders, handoverRows),
     "",
     "## Memory",
     "",

@@ -10,6 +10,7 @@
  *    release, interleaved with the floors; create at a fixed offered load (open loop);
  * 2. round trips: Redis round trips per request, via MONITOR;
  * 3. memory: Redis memory per session;
+ * 3b. handover: a freed slot reaching a waiting create (Prefer: wait), and what waiters cost Redis;
  * 4. profiles: `--cpu-prof` of the stack under create, list (and retrieve if it missed);
  * 5. cold start: 20 fresh processes per function, each loading its package and answering once;
  * 6. heap: handler heap before and after 10,000 requests;
@@ -26,6 +27,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { round } from "./format";
 import { coldStartPhase } from "./phases/cold-start";
+import { handoverPhase } from "./phases/handover";
 import { heapPhase } from "./phases/heap";
 import { memoryPhase } from "./phases/memory";
 import { packagePhase } from "./phases/packages";
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
     const throughput = await throughputPhase.run(ctx);
     const roundTrips = await roundTripPhase.run(ctx);
     const memory = await memoryPhase.run(ctx);
+    const handover = await handoverPhase.run(ctx);
     await stopLoadTargets(ctx);
 
     // ---- each in processes of its own
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
       ...packagePhase.verdicts(packages, ctx),
       ...memoryPhase.verdicts(memory),
       ...heapPhase.verdicts(heap, ctx),
+      ...handoverPhase.verdicts(handover),
     ];
 
     // ---- output
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
       packages,
       memory,
       heap,
+      handover,
       checks,
       profiles,
       pieces,

@@ -124,7 +124,11 @@ export async function setUp(home: string, teardown: Teardown): Promise<BenchCont
     entries.push(made.entry);
   }
   const secretsFile = secretsPath(home);
-  writeSecrets(secretsFile, { apiKeys: { keys: entries }, tokenKeys: rotateTokenKeySet() });
+  writeSecrets(secretsFile, {
+    // The queue project allows one live session: its creates wait (the handover phase).
+    apiKeys: { keys: entries, projects: [{ id: PROJECTS.queue, concurrency: 1 }] },
+    tokenKeys: rotateTokenKeySet(),
+  });
   const admin = new Redis(redisUrl, { maxRetriesPerRequest: 1 }) as LuaClient;
   teardown.add(() => admin.disconnect());
   admin.defineCommand("wcCreateSession", { numberOfKeys: 4, lua: CREATE_SESSION_LUA });

@@ -23,6 +23,8 @@ export const PROJECTS = {
   release: "bench-release",
   /** cold-start and heap probes */
   probe: "bench-probe",
+  /** slot handover: a project that allows one live session, waited for with Prefer: wait */
+  queue: "bench-queue",
   /** floors A and B */
   floorA: "bench-floor-a",
   floorB: "bench-floor-b",

@@ -309,7 +309,7 @@ describe("the whole program (dev stack config, under mocks)", function () {
     expect(targetGroup.inputs).to.include({ port: 8080, targetType: "ip" });
   });
 
-  it("leaves the Secrets Manager client out of the code package (the runtime ships it)", async () => {
+  it("leaves the AWS SDK clients the runtime ships (S3, the presigner) out of every code package", async () => {
     for (const fn of mine(T.lambda)) {
       const assets = await fn.inputs.code.assets;
       for (const pkg of EXCLUDED_PACKAGES)

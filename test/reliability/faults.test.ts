@@ -628,7 +628,7 @@ describe("faults: Secrets Manager down", function () {
   });
 
   /**
-   * A container's secrets wiring as the runtime makes it: SecretsManagerSource with its own SDK
+   * A container's secrets wiring as the runtime makes it: SecretsManagerSource with its own signed-request
    * client and timeouts, pointed at the fake by AWS_ENDPOINT_URL_SECRETS_MANAGER.
    */
   function containerDeps(ttlMs: number): SessionDeps {
@@ -686,9 +686,9 @@ describe("faults: Secrets Manager down", function () {
         timings.push(performance.now() - start);
         expect(res.statusCode, res.body).to.equal(200);
       }
-      // Served, but each request past the TTL waits for the SDK to give up on its refresh.
+      // Served, but each request past the TTL waits for the client to give up on its refresh.
       expect(Math.max(...timings)).to.be.below(5000);
-      // A cold container has nothing to serve: a 503 once the SDK gives up, not a hang.
+      // A cold container has nothing to serve: a 503 once the client gives up, not a hang.
       const start = performance.now();
       const cold = await apiFor(containerDeps(200)).send({ method: "GET", path: "/v1/sessions", key });
       const coldMs = performance.now() - start;

@@ -51,10 +51,15 @@ export function errorResult(error: HttpError, requestId?: string): HttpResult {
 
 /** A header by case-insensitive name (API Gateway lower-cases them; the local server does too). */
 export function header(event: HttpEvent, name: string): string | undefined {
-  const headers = event.headers ?? {};
+  const headers = event.headers;
+  if (!headers) return undefined;
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === wanted) return value;
+  // The lower-cased name is the usual case: a lookup, not a walk over every header (this runs a
+  // few times per request).
+  const direct = headers[wanted];
+  if (direct !== undefined) return direct;
+  for (const key in headers) {
+    if (key.toLowerCase() === wanted) return headers[key];
   }
   return undefined;
 }
@@ -78,15 +83,18 @@ export function apiKeyFrom(event: HttpEvent): string | undefined {
  */
 export function parseJsonBody(event: HttpEvent, maxBytes: number): Record<string, unknown> {
   const raw = event.body ?? "";
-  const bytes = event.isBase64Encoded ? Buffer.from(raw, "base64") : Buffer.from(raw, "utf8");
-  if (bytes.length > maxBytes) {
-    throw new PayloadTooLargeError(`request body is ${bytes.length} bytes; the limit is ${maxBytes} bytes`);
+  // A text body (the usual case) is measured and parsed as it came, not copied into a Buffer and
+  // decoded back.
+  const decoded = event.isBase64Encoded ? Buffer.from(raw, "base64") : undefined;
+  const size = decoded ? decoded.length : Buffer.byteLength(raw, "utf8");
+  if (size > maxBytes) {
+    throw new PayloadTooLargeError(`request body is ${size} bytes; the limit is ${maxBytes} bytes`);
   }
   // The body is read as JSON whatever the declared content type (curl's -d says form-encoded).
-  if (bytes.length === 0) return {};
+  if (size === 0) return {};
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString("utf8"));
+    value = JSON.parse(decoded ? decoded.toString("utf8") : raw);
   } catch (error) {
     throw new BadRequestError(`request body is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
   }

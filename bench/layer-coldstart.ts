@@ -1,21 +1,37 @@
 /**
- * Cold start of create-session with and without the shared-dependencies layer, against a floor,
- * and what each way of reading a secret costs a fresh process. Interleaved: one fresh `node` per
- * variant per round, so drift on a busy machine hits every variant alike.
+ * Cold start side by side: the package as it was before the shared-dependencies layer
+ * (`BASELINE_COMMIT`), today's code with the layer, and a floor; and what each way of reading a
+ * secret costs a fresh process. Interleaved: one fresh `node` per variant per round, so drift on a
+ * busy machine hits every variant alike.
  *
- *   today:  the serialized `__index.js` beside the repository's node_modules (what the package held)
- *   layer:  the same code, npm packages only from the layer (NODE_PATH, as Lambda's /opt/nodejs)
- *   floor:  no npm module: a raw socket to Redis, one HSET, an answer
+ *   today's package (baseline): the serialized `__index.js` of `BASELINE_COMMIT`, built from a
+ *           temporary worktree of that commit, beside the repository's node_modules (what its
+ *           package held)
+ *   layer:  the current code, npm packages only from the layer and the runtime's SDK clients
+ *           (NODE_PATH, as Lambda's /opt/nodejs/node_modules and /var/runtime/node_modules)
+ *   floor:  no npm module: a raw socket to Redis, one HSET, an answer (bench/probe.js floor)
+ *
+ * The pieces (`buildBaselinePackages`, `prepareLayerRuntime`, `placeFunction`) serve the bench's
+ * cold-start phase, which runs every function this way against the bench's own Redis;
+ * `measureLayerColdStart` is the stand-alone study of create-session, with the secrets readers.
  *
  * Secrets (load + one GetSecretValue against a loopback stand-in): the SDK client, a SigV4 module
  * of node:crypto + node:https (bench/layer-sigv4-secrets.ts), and the Parameters and Secrets
  * Lambda extension's HTTP API (one GET to localhost, by fetch and by node:http).
  *
  * Usage: node -r ts-node/register/transpile-only bench/layer-coldstart.ts [rounds=15] [--json]
- * Meant to be called from the bench's cold-start phase too: `measureLayerColdStart(rounds)`.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -23,15 +39,30 @@ import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import { ROUTES } from "../handlers/routes";
-import { routeHandlerFactory } from "../infra/functions";
-import { buildDependencyLayer } from "../infra/layer";
+import { EXCLUDED_PACKAGES, routeHandlerFactory } from "../infra/functions";
+import { buildDependencyLayer, type BuiltLayer } from "../infra/layer";
 import { generateApiKey } from "../lib/apikeys";
 import { rotateTokenKeySet } from "../lib/tokens";
 import { apiEvent } from "../local/events";
 import { startRedisServer } from "../local/redis-server";
+import { probe as probeProcess, TS_NODE } from "./processes";
 
 const run = promisify(execFile);
 const ROOT = resolve(__dirname, "..");
+
+/**
+ * "Today's package" of issue 15's cold-start target: the last commit before the dependency layer,
+ * the SigV4 secrets client and the bundling work (its functions loaded zod, ioredis, jose and the
+ * Secrets Manager client from node_modules). A fixed commit, so the target's denominator does not
+ * move as the code improves.
+ */
+export const BASELINE_COMMIT = "d9beec6";
+
+/** The AWS SDK packages the Node.js Lambda runtime provides (its /var/runtime/node_modules). */
+const RUNTIME_SDK_PACKAGES = [
+  "@aws-sdk/client-secrets-manager",
+  ...EXCLUDED_PACKAGES.filter((name) => name.startsWith("@aws-sdk/") || name.startsWith("@smithy/")),
+];
 
 /** One fresh process's times (ms, from the process's own time origin). */
 export interface ProbeTimes {
@@ -55,53 +86,131 @@ export interface VariantSummary {
 
 export interface LayerColdStartReport {
   rounds: number;
+  baselineCommit: string;
+  /** Why the baseline is missing, when it is. */
+  baselineNotMeasured?: string;
   coldStart: VariantSummary[];
   secrets: VariantSummary[];
   layerBytes: number;
   packageBytes: number;
 }
 
-/** The probe: require the code, answer one event, print the times. Plain JS, run by plain node. */
-const HANDLER_PROBE = `
-const t0 = performance.now();
-const { handler } = require(process.argv[2]);
-const t1 = performance.now();
-const event = require(process.argv[3]);
-handler(event, { awsRequestId: "cold-start" }).then((r) => {
-  const t2 = performance.now();
-  process.stdout.write(JSON.stringify({ loadMs: t1 - t0, firstCallMs: t2 - t1, totalMs: t2 - t0, sinceStartMs: t2, status: r.statusCode }) + "\\n");
+/** The baseline's serialized functions (name -> `__index.js`), or why there are none. */
+export type BaselineBuild =
+  { commit: string; dir: string; files: Record<string, string> } | { commit: string; notMeasured: string };
+
+/** The script run inside the baseline's worktree: that tree's own factories, serialized. */
+const BASELINE_SERIALIZER = `
+const { mkdirSync, writeFileSync } = require("node:fs");
+const { join } = require("node:path");
+const pulumi = require("@pulumi/pulumi");
+const { ROUTES } = require("./handlers/routes");
+const infra = require("./infra/functions");
+const [outDir, ...names] = process.argv.slice(2);
+(async () => {
+  for (const name of names) {
+    const route = ROUTES.find((r) => r.name === name);
+    const factory = route
+      ? infra.routeHandlerFactory(route)
+      : name === infra.FALLBACK_NAME ? infra.fallbackHandlerFactory(ROUTES) : undefined;
+    if (!factory) continue;
+    const serialized = await pulumi.runtime.serializeFunction(factory, { isFactoryFunction: true });
+    mkdirSync(join(outDir, name), { recursive: true });
+    writeFileSync(join(outDir, name, "__index.js"), serialized.text);
+  }
   process.exit(0);
-}, (e) => { console.error(e); process.exit(1); });
+})().catch((error) => { console.error(error); process.exit(1); });
 `;
 
-/** The floor: no npm module, a raw RESP HSET over node:net, then an answer. */
-const FLOOR_PROBE = `
-const t0 = performance.now();
-const net = require("net");
-const crypto = require("crypto");
-const url = new URL(process.env.REDIS_ENDPOINT);
-function resp(args) { return "*" + args.length + "\\r\\n" + args.map((a) => { a = String(a); return "$" + Buffer.byteLength(a) + "\\r\\n" + a + "\\r\\n"; }).join(""); }
-const handler = (event) => new Promise((resolve, reject) => {
-  const id = crypto.randomUUID();
-  const now = new Date().toISOString();
-  const socket = net.connect(Number(url.port), url.hostname, () => {
-    socket.write(resp(["HSET", "wc:{floor}:session:" + id, "id", id, "projectId", "floor", "status", "RUNNING", "createdAt", now, "body", event.body || ""]));
-  });
-  socket.once("data", (data) => {
-    socket.destroy();
-    if (data[0] !== 58) return reject(new Error("HSET: " + data));
-    resolve({ statusCode: 201, body: JSON.stringify({ id, projectId: "floor", status: "RUNNING", createdAt: now }) });
-  });
-  socket.once("error", reject);
-});
-const t1 = performance.now();
-const event = require(process.argv[3]);
-handler(event).then((r) => {
-  const t2 = performance.now();
-  process.stdout.write(JSON.stringify({ loadMs: t1 - t0, firstCallMs: t2 - t1, totalMs: t2 - t0, sinceStartMs: t2, status: r.statusCode }) + "\\n");
-  process.exit(0);
-}, (e) => { console.error(e); process.exit(1); });
-`;
+const firstLine = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)).split("\n").find((l) => l.trim()) ?? "";
+
+/**
+ * Serializes `names` with `BASELINE_COMMIT`'s own code: a temporary `git worktree` of that commit
+ * (outside the repository, removed afterwards) with the repository's node_modules linked in, its
+ * factories serialized by its own modules. The files go to `outDir`, which should sit inside the
+ * repository's node_modules tree so they load "beside node_modules", as that package did. Without
+ * git history (a tarball) or that commit, says why instead of failing.
+ */
+export async function buildBaselinePackages(names: string[], outDir: string): Promise<BaselineBuild> {
+  const commit = BASELINE_COMMIT;
+  const git = (args: string[], cwd = ROOT) => run("git", args, { cwd, timeout: 120_000 });
+  try {
+    await git(["rev-parse", "--verify", "--quiet", `${commit}^{commit}`]);
+  } catch (error) {
+    return {
+      commit,
+      notMeasured: `commit ${commit} is not in this checkout's git history (${firstLine(error) || "no git"})`,
+    };
+  }
+  const home = mkdtempSync(join(tmpdir(), "wc-baseline-"));
+  const tree = join(home, "tree");
+  try {
+    await git(["worktree", "add", "--detach", tree, commit]);
+    symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"), "dir");
+    writeFileSync(join(tree, "serialize-baseline.js"), BASELINE_SERIALIZER);
+    mkdirSync(outDir, { recursive: true });
+    await run(process.execPath, [...TS_NODE, "serialize-baseline.js", outDir, ...names], {
+      cwd: tree,
+      timeout: 600_000,
+    });
+    const files: Record<string, string> = {};
+    for (const name of names) {
+      const file = join(outDir, name, "__index.js");
+      if (existsSync(file)) files[name] = file;
+    }
+    return { commit, dir: outDir, files };
+  } catch (error) {
+    return { commit, notMeasured: `cannot build ${commit}'s package: ${firstLine(error)}` };
+  } finally {
+    // The link first, so removing the worktree can never reach into the real node_modules.
+    if (existsSync(join(tree, "node_modules"))) unlinkSync(join(tree, "node_modules"));
+    await git(["worktree", "remove", "--force", tree]).catch(() => undefined);
+    rmSync(home, { recursive: true, force: true });
+    await git(["worktree", "prune"]).catch(() => undefined);
+  }
+}
+
+/** What a function sees on Lambda with the layer attached: its NODE_PATH. */
+export interface LayerRuntime {
+  layer: BuiltLayer;
+  /** The layer's node_modules, then the runtime's SDK clients. */
+  nodePath: string;
+  /** The layer's `nodejs/` directory (resolve a specifier from here to get the layer's file). */
+  layerRoot: string;
+}
+
+/** Builds (or finds cached) the layer and a stand-in for the runtime's SDK clients under `work`. */
+export async function prepareLayerRuntime(work: string): Promise<LayerRuntime> {
+  const layer = await buildDependencyLayer({ projectDir: ROOT });
+  const runtimeModules = join(work, "runtime", "node_modules");
+  for (const sdk of RUNTIME_SDK_PACKAGES) {
+    if (!existsSync(join(ROOT, "node_modules", sdk))) continue;
+    mkdirSync(dirname(join(runtimeModules, sdk)), { recursive: true });
+    symlinkSync(join(ROOT, "node_modules", sdk), join(runtimeModules, sdk), "dir");
+  }
+  const layerRoot = join(layer.dir, "nodejs");
+  return { layer, layerRoot, nodePath: [join(layerRoot, "node_modules"), runtimeModules].join(":") };
+}
+
+/**
+ * A function's package as Lambda unpacks it, outside the repository (so nothing resolves from its
+ * node_modules): `<work>/task/<name>/__index.js`, beside `node_modules` holding only what the
+ * upload carries (`uploadPaths`, relative to the repository root). Returns the file.
+ */
+export function placeFunction(work: string, name: string, code: string, uploadPaths: string[] = []): string {
+  const task = join(work, "task");
+  for (const path of uploadPaths) {
+    const link = join(task, path);
+    if (existsSync(link)) continue;
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync(join(ROOT, path), link, "dir");
+  }
+  const file = join(task, name, "__index.js");
+  mkdirSync(dirname(file), { recursive: true });
+  copyFileSync(code, file);
+  return file;
+}
 
 /** One GetSecretValue (or extension GET) in a fresh process: `kind` picks the way. */
 const SECRETS_PROBE = `
@@ -164,14 +273,38 @@ function summarize(name: string, runs: ProbeTimes[]): VariantSummary {
   };
 }
 
-async function probe(
+/** What bench/probe.js reports for one cold start. */
+interface ProbeReport {
+  loadMs: number;
+  firstCallMs: number;
+  totalMs: number;
+  sinceProcessStartMs: number;
+  statusCode: number;
+}
+
+/** One fresh process of bench/probe.js (`cold <file>` or `floor`), answering `event`. */
+async function probeCold(args: string[], event: unknown, env: Record<string, string>): Promise<ProbeTimes> {
+  const r = await probeProcess<ProbeReport>(args, {
+    PATH: process.env.PATH ?? "",
+    ...env,
+    BENCH_EVENTS: JSON.stringify([event]),
+  });
+  return {
+    loadMs: r.loadMs,
+    firstCallMs: r.firstCallMs,
+    totalMs: r.totalMs,
+    sinceStartMs: r.sinceProcessStartMs,
+    status: r.statusCode,
+  };
+}
+
+async function probeSecrets(
   script: string,
   args: string[],
   env: Record<string, string>,
-  cwd: string,
 ): Promise<ProbeTimes> {
   const { stdout } = await run(process.execPath, [script, ...args], {
-    cwd,
+    cwd: dirname(script),
     env: { PATH: process.env.PATH ?? "", ...env },
     timeout: 60_000,
   });
@@ -200,8 +333,12 @@ function secretsStandIn(): Promise<Server> {
   return new Promise((ok) => server.listen(0, "127.0.0.1", () => ok(server)));
 }
 
-/** Runs every variant `rounds` times, interleaved; returns medians. */
-export async function measureLayerColdStart(rounds = 15): Promise<LayerColdStartReport> {
+/**
+ * create-session's cold start: today's package (`BASELINE_COMMIT`), the current code with the
+ * layer, and the floor, `rounds` times interleaved, then (with `secrets`) the ways of reading a
+ * secret; returns medians.
+ */
+export async function measureLayerColdStart(rounds = 15, secrets = true): Promise<LayerColdStartReport> {
   const work = mkdtempSync(join(tmpdir(), "wc-layer-bench-"));
   mkdirSync(join(ROOT, "node_modules", ".cache"), { recursive: true });
   const beside = mkdtempSync(join(ROOT, "node_modules", ".cache", "wc-layer-bench-"));
@@ -214,23 +351,11 @@ export async function measureLayerColdStart(rounds = 15): Promise<LayerColdStart
     const serialized = await pulumi.runtime.serializeFunction(routeHandlerFactory(route), {
       isFactoryFunction: true,
     });
-    const layer = await buildDependencyLayer({ projectDir: ROOT });
-    const layerModules = join(layer.dir, "nodejs", "node_modules");
-    // The runtime's own SDK clients (Lambda's /var/runtime/node_modules).
-    const runtimeModules = join(work, "runtime", "node_modules");
-    for (const sdk of [
-      "@aws-sdk/client-secrets-manager",
-      "@aws-sdk/client-s3",
-      "@aws-sdk/s3-request-presigner",
-    ]) {
-      mkdirSync(dirname(join(runtimeModules, sdk)), { recursive: true });
-      symlinkSync(join(ROOT, "node_modules", sdk), join(runtimeModules, sdk), "dir");
-    }
-    for (const dir of [work, beside]) {
-      writeFileSync(join(dir, "__index.js"), serialized.text);
-      writeFileSync(join(dir, "probe.js"), HANDLER_PROBE);
-    }
-    writeFileSync(join(work, "floor.js"), FLOOR_PROBE);
+    writeFileSync(join(work, "current.js"), serialized.text);
+    const current = placeFunction(work, "create-session", join(work, "current.js"));
+    const runtime = await prepareLayerRuntime(work);
+    const baseline = await buildBaselinePackages(["create-session"], join(beside, "baseline"));
+    const baselineFile = "files" in baseline ? baseline.files["create-session"] : undefined;
     writeFileSync(join(beside, "secrets.js"), SECRETS_PROBE);
     // The SigV4 module as the layer would ship it: one bundled file.
     const esbuild = await import("esbuild");
@@ -255,18 +380,12 @@ export async function measureLayerColdStart(rounds = 15): Promise<LayerColdStart
         tokenKeys: rotateTokenKeySet(undefined, "k1"),
       }),
     );
-    const eventFile = join(work, "event.json");
-    writeFileSync(
-      eventFile,
-      JSON.stringify(
-        apiEvent({
-          method: "POST",
-          path: "/v1/sessions",
-          headers: { "x-bb-api-key": key },
-          body: { timeout: 60, userMetadata: { bench: "cold-start" } },
-        }),
-      ),
-    );
+    const event = apiEvent({
+      method: "POST",
+      path: "/v1/sessions",
+      headers: { "x-bb-api-key": key },
+      body: { timeout: 60, userMetadata: { bench: "cold-start" } },
+    });
     const standInUrl = `http://127.0.0.1:${(standIn.address() as AddressInfo).port}`;
     const env: Record<string, string> = {
       REDIS_ENDPOINT: redis.url,
@@ -287,30 +406,22 @@ export async function measureLayerColdStart(rounds = 15): Promise<LayerColdStart
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     };
 
-    const coldStart: Record<string, ProbeTimes[]> = { today: [], layer: [], floor: [] };
-    const secrets: Record<string, ProbeTimes[]> = {
-      none: [],
-      sdk: [],
-      sigv4: [],
-      "extension-fetch": [],
-      "extension-http": [],
+    const coldStart: Record<string, ProbeTimes[]> = {
+      ...(baselineFile ? { today: [] } : {}),
+      layer: [],
+      floor: [],
     };
-    const nodePath = [layerModules, runtimeModules].join(":");
+    const secretRuns: Record<string, ProbeTimes[]> = secrets
+      ? { none: [], sdk: [], sigv4: [], "extension-fetch": [], "extension-http": [] }
+      : {};
     for (let round = 0; round < rounds; round++) {
-      coldStart.today.push(
-        await probe(join(beside, "probe.js"), [join(beside, "__index.js"), eventFile], env, beside),
-      );
+      if (baselineFile) coldStart.today.push(await probeCold(["cold", baselineFile], event, env));
       coldStart.layer.push(
-        await probe(
-          join(work, "probe.js"),
-          [join(work, "__index.js"), eventFile],
-          { ...env, NODE_PATH: nodePath },
-          work,
-        ),
+        await probeCold(["cold", current], event, { ...env, NODE_PATH: runtime.nodePath }),
       );
-      coldStart.floor.push(await probe(join(work, "floor.js"), ["-", eventFile], env, work));
-      for (const kind of Object.keys(secrets)) {
-        secrets[kind].push(await probe(join(beside, "secrets.js"), [kind, sigv4], env, beside));
+      coldStart.floor.push(await probeCold(["floor"], event, env));
+      for (const kind of Object.keys(secretRuns)) {
+        secretRuns[kind].push(await probeSecrets(join(beside, "secrets.js"), [kind, sigv4], env));
       }
     }
     for (const [name, runs] of Object.entries(coldStart)) {
@@ -318,9 +429,11 @@ export async function measureLayerColdStart(rounds = 15): Promise<LayerColdStart
     }
     return {
       rounds,
+      baselineCommit: baseline.commit,
+      baselineNotMeasured: "notMeasured" in baseline ? baseline.notMeasured : undefined,
       coldStart: Object.entries(coldStart).map(([name, runs]) => summarize(name, runs)),
-      secrets: Object.entries(secrets).map(([name, runs]) => summarize(name, runs)),
-      layerBytes: layer.totalBytes,
+      secrets: Object.entries(secretRuns).map(([name, runs]) => summarize(name, runs)),
+      layerBytes: runtime.layer.totalBytes,
       packageBytes: Buffer.byteLength(serialized.text),
     };
   } finally {
@@ -332,34 +445,41 @@ export async function measureLayerColdStart(rounds = 15): Promise<LayerColdStart
 
 function table(report: LayerColdStartReport): string {
   const ms = (value: number) => `${value.toFixed(1)} ms`;
-  const today = report.coldStart.find((v) => v.name === "today")!.median.totalMs;
+  const today = report.coldStart.find((v) => v.name === "today")?.median.totalMs;
   const floor = report.coldStart.find((v) => v.name === "floor")!.median.totalMs;
   const lines = [
-    `Cold start of create-session, median of ${report.rounds} fresh processes each, interleaved`,
+    `Cold start of create-session, median of ${report.rounds} fresh processes each, interleaved; ` +
+      `today = the package at ${report.baselineCommit}` +
+      (report.baselineNotMeasured ? ` (not measured: ${report.baselineNotMeasured})` : ""),
     "",
     "| variant | load | first call | total | p90 total | process start to answer | vs today | vs floor |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ...report.coldStart.map(
       (v) =>
-        `| ${v.name} | ${ms(v.median.loadMs)} | ${ms(v.median.firstCallMs)} | ${ms(v.median.totalMs)} | ${ms(v.p90TotalMs)} | ${ms(v.median.sinceStartMs)} | ${(v.median.totalMs / today).toFixed(2)}x | ${(v.median.totalMs / floor).toFixed(2)}x |`,
+        `| ${v.name} | ${ms(v.median.loadMs)} | ${ms(v.median.firstCallMs)} | ${ms(v.median.totalMs)} | ${ms(v.p90TotalMs)} | ${ms(v.median.sinceStartMs)} | ${today ? `${(v.median.totalMs / today).toFixed(2)}x` : "-"} | ${(v.median.totalMs / floor).toFixed(2)}x |`,
     ),
     "",
     `layer: ${(report.layerBytes / 1024).toFixed(1)} KiB unzipped; create-session package: ${(report.packageBytes / 1024).toFixed(1)} KiB (its __index.js)`,
-    "",
-    "Reading one secret in a fresh process (load, then one GetSecretValue at a loopback stand-in)",
-    "",
-    "| way | load | first value | total |",
-    "| --- | --- | --- | --- |",
-    ...report.secrets.map(
-      (v) => `| ${v.name} | ${ms(v.median.loadMs)} | ${ms(v.median.firstCallMs)} | ${ms(v.median.totalMs)} |`,
-    ),
   ];
+  if (report.secrets.length) {
+    lines.push(
+      "",
+      "Reading one secret in a fresh process (load, then one GetSecretValue at a loopback stand-in)",
+      "",
+      "| way | load | first value | total |",
+      "| --- | --- | --- | --- |",
+      ...report.secrets.map(
+        (v) =>
+          `| ${v.name} | ${ms(v.median.loadMs)} | ${ms(v.median.firstCallMs)} | ${ms(v.median.totalMs)} |`,
+      ),
+    );
+  }
   return lines.join("\n");
 }
 
 if (require.main === module) {
   const rounds = Number(process.argv.find((arg) => /^\d+$/.test(arg)) ?? 15);
-  measureLayerColdStart(rounds).then(
+  measureLayerColdStart(rounds, !process.argv.includes("--no-secrets")).then(
     (report) => {
       console.log(process.argv.includes("--json") ? JSON.stringify(report, null, 2) : table(report));
       process.exit(0);

@@ -4,9 +4,13 @@
 //   node probe.js cold <package.js>                 time to load the package and answer one request
 //   node --expose-gc probe.js heap <package.js> N   heap after a warm-up and after N more requests
 //   node probe.js require <module>                  time to require one npm module alone
+//   node probe.js floor                             the cold-start floor: no npm module, one raw
+//                                                   HSET to REDIS_ENDPOINT over node:net, an answer
 // The event(s) come from BENCH_EVENTS (a JSON array of API Gateway payload-2.0 events).
 "use strict";
 const { performance } = require("node:perf_hooks");
+const { Buffer } = require("node:buffer");
+const { URL } = require("node:url");
 
 function report(result) {
   if (process.send) process.send(result, () => process.exit(0));
@@ -83,6 +87,69 @@ async function heap(file, count) {
   });
 }
 
+/** RESP encoding of one command. */
+function resp(args) {
+  return (
+    "*" +
+    args.length +
+    "\r\n" +
+    args.map((arg) => "$" + Buffer.byteLength(String(arg)) + "\r\n" + String(arg) + "\r\n").join("")
+  );
+}
+
+// The floor a function's cold start is set against: what any handler must do (start, take the
+// event, write one session-sized record to Redis, answer) with nothing loaded but Node's own modules.
+async function floor() {
+  const event = events()[0];
+  const t0 = performance.now();
+  const net = require("node:net");
+  const { randomUUID } = require("node:crypto");
+  const url = new URL(process.env.REDIS_ENDPOINT);
+  const handler = () =>
+    new Promise((resolve, reject) => {
+      const id = randomUUID();
+      const now = new Date().toISOString();
+      const socket = net.connect(Number(url.port), url.hostname, () => {
+        socket.write(
+          resp([
+            "HSET",
+            "wc:{floor}:session:" + id,
+            "id",
+            id,
+            "projectId",
+            "floor",
+            "status",
+            "RUNNING",
+            "createdAt",
+            now,
+            "body",
+            event.body || "",
+          ]),
+        );
+      });
+      socket.once("data", (data) => {
+        socket.destroy();
+        if (data[0] !== 58) reject(new Error("HSET answered " + data));
+        else
+          resolve({
+            statusCode: 201,
+            body: JSON.stringify({ id, projectId: "floor", status: "RUNNING", createdAt: now }),
+          });
+      });
+      socket.once("error", reject);
+    });
+  const t1 = performance.now();
+  const result = await handler();
+  const t2 = performance.now();
+  report({
+    loadMs: t1 - t0,
+    firstCallMs: t2 - t1,
+    totalMs: t2 - t0,
+    sinceProcessStartMs: t2,
+    statusCode: result.statusCode,
+  });
+}
+
 function requireOne(name) {
   const t0 = performance.now();
   require(name);
@@ -97,7 +164,9 @@ const run =
       ? () => heap(target, Number(count))
       : mode === "require"
         ? async () => requireOne(target)
-        : () => Promise.reject(new Error("usage: probe.js cold|heap|require <target> [count]"));
+        : mode === "floor"
+          ? floor
+          : () => Promise.reject(new Error("usage: probe.js cold|heap|require|floor <target> [count]"));
 run().catch((error) => {
   report({ error: String((error && error.message) || error) });
 });

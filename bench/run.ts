@@ -12,10 +12,12 @@
  * 3. memory: Redis memory per session;
  * 3b. handover: a freed slot reaching a waiting create (Prefer: wait), and what waiters cost Redis;
  * 4. profiles: `--cpu-prof` of the stack under create, list (and retrieve if it missed);
- * 5. cold start: 20 fresh processes per function, each loading its package and answering once;
+ * 5. cold start: 20 fresh processes per function, each loading its package with the dependency
+ *    layer and answering once, interleaved with today's package (the same function at the commit
+ *    before the layer) and a floor that loads no npm module;
  * 6. heap: handler heap before and after 10,000 requests;
  * 7. pieces: CPU of the pieces of a request, in this process;
- * 8. packages: package sizes and what dominates them.
+ * 8. packages: package sizes, zipped and unzipped, and the layer's.
  *
  * Each phase gives its rows of the targets table (bench/verdicts.ts); the report (bench/report.ts)
  * goes to stdout, bench/results.json and docs/benchmarks.md. Everything runs on 127.0.0.1 and
@@ -80,13 +82,13 @@ async function main(): Promise<void> {
     const pieces = await piecesPhase.run();
     const packages = await packagePhase.run(ctx);
 
-    // ---- verdicts, in the order of the targets table
+    // ---- verdicts: issue 15's targets first (cold start, package, layer, tail, throughput, round trips)
     const checks: TargetCheck[] = [
+      ...coldStartPhase.verdicts(cold, ctx),
+      ...packagePhase.verdicts(packages, ctx),
       ...throughputPhase.verdicts(throughput),
       ...roundTripPhase.verdicts(roundTrips),
       ...serializationVerdicts(ctx.serializationErrors),
-      ...coldStartPhase.verdicts(cold, ctx),
-      ...packagePhase.verdicts(packages, ctx),
       ...memoryPhase.verdicts(memory),
       ...heapPhase.verdicts(heap, ctx),
       ...handoverPhase.verdicts(handover),
@@ -102,8 +104,11 @@ async function main(): Promise<void> {
       ratios: throughput.ratios,
       roundTrips,
       coldStarts: cold.coldStarts,
+      coldFloor: cold.floor,
+      baseline: cold.baseline,
       moduleLoads: cold.moduleLoads,
-      packages,
+      packages: packages.functions,
+      layer: packages.layer,
       memory,
       heap,
       handover,

@@ -62,6 +62,7 @@ function functionSpecs(root: string): { specs: FunctionSpec[]; excluded: string[
       fallbackHandlerFactory?: (routes: readonly RouteDefinition[]) => Factory;
       FALLBACK_NAME?: string;
       EXCLUDED_PACKAGES?: string[];
+      excludedPackages?: (layerPackages?: readonly string[]) => string[];
     };
     if (typeof infra.routeHandlerFactory === "function") {
       const specs: FunctionSpec[] = ROUTES.map((route) => ({
@@ -78,7 +79,7 @@ function functionSpecs(root: string): { specs: FunctionSpec[]; excluded: string[
           source: "infra/functions.ts",
         });
       }
-      return { specs, excluded: infra.EXCLUDED_PACKAGES ?? RUNTIME_PROVIDED_PACKAGES };
+      return { specs, excluded: deployedExclusions(root, infra) };
     }
   }
   const specs: FunctionSpec[] = ROUTES.map((route) => ({
@@ -94,6 +95,25 @@ function functionSpecs(root: string): { specs: FunctionSpec[]; excluded: string[
     source: "bench",
   });
   return { specs, excluded: RUNTIME_PROVIDED_PACKAGES };
+}
+
+/**
+ * What a deployed package leaves out: the runtime's packages and, where the program has the
+ * shared-dependencies layer (infra/layer.ts), the packages the layer holds, as infra passes them
+ * in `codePathOptions`. So the upload measured here is the one `pulumi up` makes.
+ */
+function deployedExclusions(
+  root: string,
+  infra: { EXCLUDED_PACKAGES?: string[]; excludedPackages?: (layerPackages?: readonly string[]) => string[] },
+): string[] {
+  const layerPath = join(root, "infra", "layer.ts");
+  const layer = existsSync(layerPath)
+    ? (require(layerPath) as { layerPackages?: () => string[] })
+    : undefined;
+  if (typeof infra.excludedPackages === "function" && typeof layer?.layerPackages === "function") {
+    return infra.excludedPackages(layer.layerPackages());
+  }
+  return infra.EXCLUDED_PACKAGES ?? RUNTIME_PROVIDED_PACKAGES;
 }
 
 /** The first lines of a serialization error, without this machine's paths. */

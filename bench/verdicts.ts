@@ -3,13 +3,20 @@
  * figures into rows of the targets table (its `verdicts`), against the values here.
  */
 export const TARGETS = {
-  createVsFloorA: 0.4,
-  createVsFloorB: 0.7,
-  createP99Ms: 10,
+  // Issue 15's targets.
+  /** create-session's cold start (load + first call) over today's package's, side by side. */
+  coldStartVsToday: 0.6,
+  /** A function's upload: the zip of its `__index.js` (the layer's packages are left out). */
+  packageZipBytes: 100 * 1024,
+  /** The shared-dependencies layer, unzipped (decimal megabyte). */
+  layerBytes: 1_000_000,
+  /** Open-loop create at half the closed-loop capacity: p99 under this many times its p50. */
+  createOpenLoopP99OverP50: 5,
+  createVsFloorA: 0.5,
   retrieveVsFloorA: 0.8,
   roundTrips: 1,
-  coldStartMs: 150,
-  packageBytes: 3 * 1024 * 1024,
+  // Earlier ones.
+  createVsFloorB: 0.7,
   sessionBytes: 1024,
   heapGrowthBytes: 1024 * 1024,
 };
@@ -20,6 +27,8 @@ export interface TargetCheck {
   target: string;
   measured: string;
   met: boolean;
+  /** Could not be measured in this run (`measured` says why): shown as such, not as a miss. */
+  unmeasured?: boolean;
 }
 
 /** A function that cannot be serialized fails its own row (and leaves the phases that load it short). */

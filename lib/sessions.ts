@@ -67,8 +67,13 @@ export async function authenticateKey(presented: string | undefined, deps: Sessi
   return principal;
 }
 
-/** Each request's pending token from its project's request bucket (see `authenticateRequest`). */
-const admissions = new WeakMap<HttpEvent, Promise<void>>();
+/**
+ * Where a request's pending token from its project's request bucket is kept: on the event itself
+ * (not enumerable), since module-level state such as a WeakMap does not survive the serialization
+ * of a function into its Lambda package.
+ */
+const ADMISSION = "__wcRequestAdmission";
+type AdmittedEvent = HttpEvent & { [ADMISSION]?: Promise<void> };
 
 /**
  * Authenticates a request to a route other than create and takes a token from its project's
@@ -95,14 +100,14 @@ export async function authenticateRequest(event: HttpEvent, deps: SessionDeps): 
     });
     // Awaited later (requestAdmitted); a rejection must not count as unhandled meanwhile.
     admission.catch(() => undefined);
-    admissions.set(event, admission);
+    Object.defineProperty(event, ADMISSION, { value: admission, enumerable: false, configurable: true });
   }
   return principal;
 }
 
 /** Resolves when the request's token was granted; rejects with the 429 when it was refused. */
 export function requestAdmitted(event: HttpEvent): Promise<void> {
-  return admissions.get(event) ?? Promise.resolve();
+  return (event as AdmittedEvent)[ADMISSION] ?? Promise.resolve();
 }
 
 /**

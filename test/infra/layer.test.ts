@@ -318,6 +318,40 @@ const { handler } = require("./__index.js");
       }
     });
 
+    it("answers GET /v1/sessions/{id} from the serialized get-session function, its request bucket on", async () => {
+      // The routes other than create keep a request's pending token on the event: module-level
+      // state (a WeakMap did) would not survive serialization, and these routes answered 500.
+      const made = await invoke(work, [layerModules, runtimeModules], [create({ timeout: 120 })]);
+      const session = JSON.parse(made.responses[0].body);
+      const fn = recorded.find((r) => r.type === T.lambda && r.name === "api-fn-get-session");
+      const getDir = mkdtempSync(join(tmpdir(), "wc-layered-get-"));
+      try {
+        writeFileSync(
+          join(getDir, "__index.js"),
+          (await (
+            await fn!.inputs.code.assets
+          )["__index.js"].text) as string,
+        );
+        writeFileSync(join(getDir, "invoke.js"), driver);
+        const event = apiEvent({
+          method: "GET",
+          path: `/v1/sessions/${session.id}`,
+          routePath: "/v1/sessions/{id}",
+          pathParameters: { id: session.id },
+          headers: { "x-bb-api-key": key },
+        });
+        const { responses } = await invoke(getDir, [layerModules, runtimeModules], [event, event]);
+        for (const res of responses) {
+          expect(res.statusCode, res.body).to.equal(200);
+          expect(JSON.parse(res.body)).to.include({ id: session.id, status: "RUNNING" });
+        }
+        // The bucket was asked: its key holds what the two requests took.
+        expect(await admin.exists("wc:{layered}:rate:other")).to.equal(1);
+      } finally {
+        rmSync(getDir, { recursive: true, force: true });
+      }
+    });
+
     it("gives the same 400 messages as the same code on the repository's node_modules", async () => {
       const events = badBodies.map(create);
       const layered = await invoke(work, [layerModules, runtimeModules], events);

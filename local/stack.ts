@@ -1,3 +1,4 @@
+import { unwatchFile, watchFile, type Stats } from "node:fs";
 import type { Server } from "node:http";
 import { resolve } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -11,6 +12,8 @@ import { sweepHandler } from "../handlers/sweep";
 
 /** How often the local stack runs the timeout sweep (deployed: every minute). */
 export const LOCAL_SWEEP_INTERVAL_MS = 5000;
+/** How often the local stack looks at the secrets file for a change (`npm run keys`). */
+export const SECRETS_FILE_POLL_MS = 250;
 import { probeRedis } from "./redis-probe";
 import { startRedisServer, type RedisServer } from "./redis-server";
 import { ensureSecretsFile, mintFirstKey, secretsPath } from "./secrets-file";
@@ -127,8 +130,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Stagehand's reconnect accepts only Browserbase's region names, so the local stack reports
     // one of them unless told otherwise.
     WALLCRAWLER_REGION: process.env.WALLCRAWLER_REGION ?? process.env.AWS_REGION ?? "us-west-2",
-    // Keys added with `npm run keys` take effect within a second.
-    SECRETS_CACHE_TTL_SECONDS: "1",
+    // Keys added with `npm run keys` take effect within a second: the file is watched (below) and
+    // the cache forgets it when it changes. A 1 s TTL did that by refetching twice a second, and
+    // every request that came during a refetch waited for it (the open-loop p99 in `npm run bench`).
+    SECRETS_CACHE_TTL_SECONDS: "300",
     // Extensions (and later other uploads) as files, where S3 holds them deployed.
     OBJECT_STORE: process.env.OBJECT_STORE ?? `file:${resolve(home, "objects")}`,
     ...options.env,
@@ -177,6 +182,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     sweeping = sweep().catch(() => undefined); // each failure is already logged per project
   }, LOCAL_SWEEP_INTERVAL_MS);
   sweeper.unref();
+  // A rename over the file (how `npm run keys` writes it) changes its inode; an edit, its mtime.
+  const onSecretsFile = (current: Stats, previous: Stats) => {
+    if (current.mtimeMs === previous.mtimeMs && current.ino === previous.ino) return;
+    runtime.secrets.invalidate(runtime.config.apiKeysSecretRef);
+    runtime.secrets.invalidate(runtime.config.tokenKeysSecretRef);
+  };
+  watchFile(secretsFile, { interval: SECRETS_FILE_POLL_MS, persistent: false }, onSecretsFile);
   // Only now that the stack is up: a start that failed before this point has shown no key, so it mints none.
   const first = mintFirstKey(secretsFile);
   if (first) runtime.secrets.invalidate(runtime.config.apiKeysSecretRef);
@@ -193,6 +205,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     connect,
     stop: async () => {
       clearInterval(sweeper);
+      unwatchFile(secretsFile, onSecretsFile);
       await sweeping;
       await new Promise<void>((done) => server.close(() => done()));
       server.closeAllConnections?.();

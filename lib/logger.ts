@@ -77,6 +77,16 @@ export function createLogger(serviceName = "wallcrawler-api"): Logger {
       if (merged) logger[level](message, merged);
       else logger[level](message);
     };
+  return scopedLogger(at, scopes);
+}
+
+/** A Logger from a line writer per level and the request scope its lines take their keys from. */
+function scopedLogger(
+  at: (
+    level: "debug" | "info" | "warn" | "error",
+  ) => (message: string, extra?: Record<string, unknown>) => void,
+  scopes: ReturnType<typeof requestScopes>,
+): Logger {
   return {
     debug: at("debug"),
     info: at("info"),
@@ -101,14 +111,5 @@ export function createMemoryLogger(): Logger & { lines: MemoryLogLine[] } {
   const at = (level: string) => (message: string, extra?: Record<string, unknown>) => {
     lines.push({ level, message, extra: scopes.merge(extra) });
   };
-  return {
-    lines,
-    debug: at("debug"),
-    info: at("info"),
-    warn: at("warn"),
-    error: at("error"),
-    appendKeys: scopes.appendKeys,
-    inRequest: scopes.inRequest,
-    requestKeys: scopes.requestKeys,
-  };
+  return { lines, ...scopedLogger(at, scopes) };
 }

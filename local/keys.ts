@@ -87,30 +87,25 @@ export interface KeysResult {
 /** The flags of a project's request rate limits (token buckets). */
 const RATE_FLAGS = ["create-rate", "create-burst", "request-rate", "request-burst"] as const;
 
+/** The flags of the commands that write a project's entry. */
+const PROJECT_FLAGS = [
+  "project",
+  "concurrency",
+  "default-timeout",
+  ...RATE_FLAGS,
+  "name",
+  "owner",
+  "print-entry",
+] as const;
+
 /** The flags each command takes (any other is refused, naming the command). */
 const COMMAND_FLAGS: Record<string, readonly string[]> = {
   create: ["project", "concurrency", "default-timeout", "name", "print-entry"],
   list: ["project"],
   revoke: ["hash"],
   "rotate-token-key": [],
-  "projects create": [
-    "project",
-    "concurrency",
-    "default-timeout",
-    ...RATE_FLAGS,
-    "name",
-    "owner",
-    "print-entry",
-  ],
-  "projects set": [
-    "project",
-    "concurrency",
-    "default-timeout",
-    ...RATE_FLAGS,
-    "name",
-    "owner",
-    "print-entry",
-  ],
+  "projects create": PROJECT_FLAGS,
+  "projects set": PROJECT_FLAGS,
   "projects list": ["project"],
   migrate: [],
 };

@@ -348,21 +348,24 @@ describe("infra/functions", () => {
       ).to.throw(/dependencyLayer/);
     });
 
+    /** The fewest arguments a Functions component takes (the refusal tests change one). */
+    const MINIMAL_ARGS = {
+      routes: [ROUTES[0]],
+      subnetIds: ["s"],
+      securityGroupId: "sg",
+      redisEndpoint: "rediss://h:6379",
+      redisCluster: false,
+      redisAuthSecretArn: ARN("a"),
+      tokenKeysSecretArn: ARN("t"),
+      apiKeysSecretArn: ARN("k"),
+      connectHost: "h",
+      connectScheme: "wss" as const,
+      bucketName: "b-objects",
+      bucketArn: "arn:aws:s3:::b-objects",
+    };
+
     it("refuses a bad handler setting or log level before it makes any resource", async () => {
-      const base = {
-        routes: [ROUTES[0]],
-        subnetIds: ["s"],
-        securityGroupId: "sg",
-        redisEndpoint: "rediss://h:6379",
-        redisCluster: false,
-        redisAuthSecretArn: ARN("a"),
-        tokenKeysSecretArn: ARN("t"),
-        apiKeysSecretArn: ARN("k"),
-        connectHost: "h",
-        connectScheme: "wss" as const,
-        bucketName: "b-objects",
-        bucketArn: "arn:aws:s3:::b-objects",
-      };
+      const base = MINIMAL_ARGS;
       expect(
         () => new Functions("t-bad-setting", { ...base, settings: { SESSION_RETENTION_SECONDS: "1" } }),
       ).to.throw(/SESSION_RETENTION_SECONDS/);
@@ -375,20 +378,7 @@ describe("infra/functions", () => {
     });
 
     it("refuses a timeout near API Gateway's limit and a retention CloudWatch does not offer", () => {
-      const base = {
-        routes: [ROUTES[0]],
-        subnetIds: ["s"],
-        securityGroupId: "sg",
-        redisEndpoint: "rediss://h:6379",
-        redisCluster: false,
-        redisAuthSecretArn: ARN("a"),
-        tokenKeysSecretArn: ARN("t"),
-        apiKeysSecretArn: ARN("k"),
-        connectHost: "h",
-        connectScheme: "wss" as const,
-        bucketName: "b-objects",
-        bucketArn: "arn:aws:s3:::b-objects",
-      };
+      const base = MINIMAL_ARGS;
       expect(() => new Functions("t-bad-timeout", { ...base, timeout: 29 })).to.throw(/timeout/);
       expect(() => new Functions("t-bad-retention", { ...base, logRetentionDays: 10 })).to.throw(
         /logRetentionDays/,

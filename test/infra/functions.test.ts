@@ -327,27 +327,6 @@ describe("infra/functions", () => {
       expect(Object.keys(await create.inputs.code.assets)).to.include("node_modules/jose");
     });
 
-    it("refuses a dependency layer without its packages", () => {
-      expect(
-        () =>
-          new Functions("t-bad-layer", {
-            routes: [ROUTES[0]],
-            subnetIds: ["s"],
-            securityGroupId: "sg",
-            redisEndpoint: "rediss://h:6379",
-            redisCluster: false,
-            redisAuthSecretArn: ARN("a"),
-            tokenKeysSecretArn: ARN("t"),
-            apiKeysSecretArn: ARN("k"),
-            connectHost: "h",
-            connectScheme: "wss",
-            bucketName: "b-objects",
-            bucketArn: "arn:aws:s3:::b-objects",
-            dependencyLayer: { arn: "arn:aws:lambda:us-west-2:1:layer:x:1", packages: [] },
-          }),
-      ).to.throw(/dependencyLayer/);
-    });
-
     /** The fewest arguments a Functions component takes (the refusal tests change one). */
     const MINIMAL_ARGS = {
       routes: [ROUTES[0]],
@@ -363,6 +342,16 @@ describe("infra/functions", () => {
       bucketName: "b-objects",
       bucketArn: "arn:aws:s3:::b-objects",
     };
+
+    it("refuses a dependency layer without its packages", () => {
+      expect(
+        () =>
+          new Functions("t-bad-layer", {
+            ...MINIMAL_ARGS,
+            dependencyLayer: { arn: "arn:aws:lambda:us-west-2:1:layer:x:1", packages: [] },
+          }),
+      ).to.throw(/dependencyLayer/);
+    });
 
     it("refuses a bad handler setting or log level before it makes any resource", async () => {
       const base = MINIMAL_ARGS;

@@ -18,6 +18,20 @@ export type MetricName =
  */
 export type MetricDimensions = Readonly<Record<string, string>>;
 
+/** One line of embedded metric format as `flush` writes it (what CloudWatch Logs turns into metrics). */
+export interface EmfDocument {
+  _aws: {
+    Timestamp: number;
+    CloudWatchMetrics: {
+      Namespace: string;
+      Dimensions: string[][];
+      Metrics: { Name: string; Unit: string }[];
+    }[];
+  };
+  /** The dimension values and each metric's value (or values) by name. */
+  [field: string]: unknown;
+}
+
 /** The narrow metrics interface the handlers and the store wrappers depend on. */
 export interface Metrics {
   /** Adds `value` (default 1) to a count. */

@@ -8,23 +8,11 @@ import { Redis } from "ioredis";
 import { DependencyError, NotFoundError } from "../../lib/errors";
 import { json, withErrorHandling, type HttpHandler } from "../../lib/http";
 import { createMemoryLogger } from "../../lib/logger";
-import { createMetrics, type Metrics } from "../../lib/metrics";
+import { createMetrics, type EmfDocument, type Metrics } from "../../lib/metrics";
 import { instrumentRedis } from "../../lib/redis";
 import { FileSecretSource, SecretCache } from "../../lib/secrets";
 import { createTracing, NO_TRACING, tracingActive } from "../../lib/tracing";
 import { sharedRedis } from "../support/redis";
-
-interface EmfDocument {
-  _aws: {
-    Timestamp: number;
-    CloudWatchMetrics: {
-      Namespace: string;
-      Dimensions: string[][];
-      Metrics: { Name: string; Unit: string }[];
-    }[];
-  };
-  [field: string]: unknown;
-}
 
 /** Metrics whose EMF lines the test reads back, parsed. */
 function collectingMetrics(env: Record<string, string> = {}): { metrics: Metrics; documents: EmfDocument[] } {

@@ -4,23 +4,11 @@ import { join } from "node:path";
 import { expect } from "chai";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger, type MemoryLogLine } from "../../lib/logger";
-import { createMetrics } from "../../lib/metrics";
+import { createMetrics, type EmfDocument } from "../../lib/metrics";
 import { addApiKeyEntry, ensureSecretsFile, secretsPath, upsertProject } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { uniqueProject } from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
-
-interface EmfDocument {
-  _aws: {
-    Timestamp: number;
-    CloudWatchMetrics: {
-      Namespace: string;
-      Dimensions: string[][];
-      Metrics: { Name: string; Unit: string }[];
-    }[];
-  };
-  [field: string]: unknown;
-}
 
 describe("the local stack's access lines, request ids and metric lines", function () {
   this.timeout(60_000);

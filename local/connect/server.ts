@@ -288,18 +288,8 @@ export class ConnectServer {
         } catch (error) {
           throw new Refusal(503, `could not start a browser for this session: ${(error as Error).message}`);
         }
-        let upstream: PipeClient;
-        try {
-          upstream = await browser.connectClient();
-        } catch (error) {
-          throw new Refusal(503, `could not reach the session's browser: ${(error as Error).message}`);
-        }
-        // A release may have landed while the browser started, before this session was registered.
-        await this.confirmRunning(session, record, deps, upstream);
-        if (socket.destroyed) {
-          upstream.close();
-          return;
-        }
+        const upstream = await this.upstreamFor(session, browser, record, deps, socket);
+        if (!upstream) return;
         this.wss.handleUpgrade(req, socket, head, (client) => {
           session.addRelay(
             joinRelay(
@@ -354,6 +344,33 @@ export class ConnectServer {
   }
 
   /**
+   * A new CDP client of the session's browser, once the session is confirmed still running; undefined
+   * (nothing left open) when the client's socket went away meanwhile. A 503 when the browser cannot
+   * be reached.
+   */
+  private async upstreamFor(
+    session: LocalSession,
+    browser: ChromiumProcess,
+    record: SessionRecord,
+    deps: ConnectDeps,
+    socket: Duplex,
+  ): Promise<PipeClient | undefined> {
+    let upstream: PipeClient;
+    try {
+      upstream = await browser.connectClient();
+    } catch (error) {
+      throw new Refusal(503, `could not reach the session's browser: ${(error as Error).message}`);
+    }
+    // A release may have landed while the browser started, before this session was registered.
+    await this.confirmRunning(session, record, deps, upstream);
+    if (socket.destroyed) {
+      upstream.close();
+      return undefined;
+    }
+    return upstream;
+  }
+
+  /**
    * Throws 410 (and closes `upstream`) when the session ended while a client was on its way in: a
    * release may land while the browser starts, before the session was registered here.
    */
@@ -394,17 +411,8 @@ export class ConnectServer {
     } catch {
       throw new Refusal(409, NO_BROWSER_MESSAGE);
     }
-    let upstream: PipeClient;
-    try {
-      upstream = await browser.connectClient();
-    } catch (error) {
-      throw new Refusal(503, `could not reach the session's browser: ${(error as Error).message}`);
-    }
-    await this.confirmRunning(session, record, deps, upstream);
-    if (socket.destroyed) {
-      upstream.close();
-      return;
-    }
+    const upstream = await this.upstreamFor(session, browser, record, deps, socket);
+    if (!upstream) return;
     this.wss.handleUpgrade(req, socket, head, (client) => {
       const relay = joinRelay(
         client,

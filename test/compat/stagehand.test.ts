@@ -10,23 +10,21 @@
  * Stagehand 4 needs Node 22.18+ (a global WebSocket): `npm test` runs on the Node 22 that npm
  * installs from the registry.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Browserbase, { toFile } from "@browserbasehq/sdk";
 import { expect } from "chai";
 import { WebSocket } from "ws";
 import { z } from "zod";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
-import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
-import { addApiKeyEntry, ensureSecretsFile, secretsPath, upsertProject } from "../../local/secrets-file";
+import { addApiKeyEntry, upsertProject } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { uniqueProject } from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
 import { rejectionOf, startCompatStack, startFaultProxy, type FaultProxy } from "./support";
+import { newStackHome, requireChromium } from "../support/browser";
 
 /** The part of Stagehand's public API these tests use (its types resolve only under ESM resolution). */
 interface StagehandPage {
@@ -104,14 +102,11 @@ describe("compat: unmodified Stagehand 4 end to end on real Chromium", function 
   const realFetch = globalThis.fetch;
 
   before(async () => {
-    const browserPath = chromiumPath();
-    if (!isExecutable(browserPath)) {
-      throw new Error(`these tests run a real browser: ${chromiumInstallHint(browserPath)}`);
-    }
+    const browserPath = requireChromium();
     stagehand = await importEsm<StagehandModule>("@browserbasehq/stagehand");
-    home = mkdtempSync(join(tmpdir(), "wc-stagehand-"));
-    const file = secretsPath(home);
-    ensureSecretsFile(file);
+    const fresh = newStackHome("wc-stagehand-");
+    home = fresh.home;
+    const file = fresh.secretsFile;
     projectId = uniqueProject("stagehand");
     const minted = generateApiKey(projectId, { name: "stagehand test" });
     addApiKeyEntry(file, minted.entry);

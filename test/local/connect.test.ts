@@ -12,19 +12,13 @@ import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
 import { keys, SESSION_EVENTS_CHANNEL } from "../../lib/store";
 import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
-import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
 import { alive, processesMentioning } from "../../local/connect/processes";
 import { CLOSE, type ConnectServer } from "../../local/connect/server";
-import {
-  addApiKeyEntry,
-  ensureSecretsFile,
-  mintFirstKey,
-  readSecrets,
-  secretsPath,
-} from "../../local/secrets-file";
+import { addApiKeyEntry, mintFirstKey, readSecrets, secretsPath } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { rawCdp, upgrade } from "../support/cdp";
 import { sharedRedis } from "../support/redis";
+import { newStackHome, requireChromium } from "../support/browser";
 
 const PAGE_TITLE = "WallCrawler connect test page";
 /** The connect server's release grace period in these tests (the default is 2 s). */
@@ -143,15 +137,10 @@ describe("local connect server (Proxy stand-in)", function () {
   };
 
   before(async () => {
-    const browserPath = chromiumPath();
-    if (!isExecutable(browserPath)) {
-      throw new Error(
-        `these tests run a real browser: ${chromiumInstallHint(browserPath)} (CI installs the Debian package chromium)`,
-      );
-    }
-    home = mkdtempSync(join(tmpdir(), "wc-connect-test-"));
-    const file = secretsPath(home);
-    ensureSecretsFile(file);
+    const browserPath = requireChromium();
+    const fresh = newStackHome("wc-connect-test-");
+    home = fresh.home;
+    const file = fresh.secretsFile;
     const localKey = mintFirstKey(file)!.apiKey;
     otherProject = `other-${randomUUID().slice(0, 8)}`;
     const otherKey = generateApiKey(otherProject);

@@ -20,7 +20,7 @@ import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
 import { objectKeys } from "../../lib/objects";
 import { keys } from "../../lib/store";
-import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
+import { chromiumPath } from "../../local/connect/browser";
 import {
   cookieParam,
   SESSION_COOKIES_ENTRY,
@@ -34,6 +34,7 @@ import { startLocalStack, type LocalStack } from "../../local/stack";
 import { uniqueProject } from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
 import { buildZip, zipWithEntryName } from "../support/zips";
+import { newStackHome, requireChromium } from "../support/browser";
 
 /** Polls `check` every 100 ms until it holds or `timeoutMs` passes. */
 async function waitFor(
@@ -178,15 +179,10 @@ describe("contexts in the local connect server (profiles kept between sessions)"
   const browsers: Browser[] = [];
 
   before(async () => {
-    const browserPath = chromiumPath();
-    if (!isExecutable(browserPath)) {
-      throw new Error(
-        `these tests run a real browser: ${chromiumInstallHint(browserPath)} (CI installs the Debian package chromium)`,
-      );
-    }
-    home = mkdtempSync(join(tmpdir(), "wc-contexts-test-"));
-    const file = secretsPath(home);
-    ensureSecretsFile(file);
+    const browserPath = requireChromium();
+    const fresh = newStackHome("wc-contexts-test-");
+    home = fresh.home;
+    const file = fresh.secretsFile;
     projectId = uniqueProject("ctx");
     const { key, entry } = generateApiKey(projectId, { name: "contexts test" });
     addApiKeyEntry(file, entry);

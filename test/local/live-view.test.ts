@@ -1,21 +1,19 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { inflateSync } from "node:zlib";
 import Browserbase from "@browserbasehq/sdk";
 import { expect } from "chai";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { createMemoryLogger } from "../../lib/logger";
 import { mintSessionToken, type TokenKeySet } from "../../lib/tokens";
-import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
 import { liveViewFrameAncestors, viewerHeaders } from "../../local/connect/live-view";
 import { CLOSE, type ConnectServer } from "../../local/connect/server";
-import { ensureSecretsFile, mintFirstKey, readSecrets, secretsPath } from "../../local/secrets-file";
+import { mintFirstKey, readSecrets } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { rawCdp, upgrade } from "../support/cdp";
 import { sharedRedis } from "../support/redis";
+import { newStackHome, requireChromium } from "../support/browser";
 
 /** The session page's background: a colour nothing else on screen has. */
 const COLOUR = { r: 0x14, g: 0xc8, b: 0x78 };
@@ -187,15 +185,10 @@ describe("live view (the session's debug URLs on the local connect server)", fun
   }
 
   before(async () => {
-    const browserPath = chromiumPath();
-    if (!isExecutable(browserPath)) {
-      throw new Error(
-        `these tests run a real browser: ${chromiumInstallHint(browserPath)} (CI installs the Debian package chromium)`,
-      );
-    }
-    home = mkdtempSync(join(tmpdir(), "wc-live-view-test-"));
-    const file = secretsPath(home);
-    ensureSecretsFile(file);
+    const browserPath = requireChromium();
+    const fresh = newStackHome("wc-live-view-test-");
+    home = fresh.home;
+    const file = fresh.secretsFile;
     const apiKey = mintFirstKey(file)!.apiKey;
     tokenKeys = readSecrets(file).tokenKeys;
     stack = await startLocalStack({

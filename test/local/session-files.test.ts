@@ -1,20 +1,18 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Browserbase, { toFile } from "@browserbasehq/sdk";
 import { expect } from "chai";
 import { chromium, type Browser } from "playwright-core";
 import { generateApiKey } from "../../lib/apikeys";
 import { createMemoryLogger } from "../../lib/logger";
-import { chromiumInstallHint, chromiumPath, isExecutable } from "../../local/connect/browser";
-import { addApiKeyEntry, ensureSecretsFile, secretsPath } from "../../local/secrets-file";
+import { addApiKeyEntry } from "../../local/secrets-file";
 import { startLocalStack, type LocalStack } from "../../local/stack";
 import { rejectionOf } from "../compat/support";
 import { uniqueProject } from "../support/fixtures";
 import { sharedRedis } from "../support/redis";
 import { unzipEntries } from "../support/zips";
+import { newStackHome, requireChromium } from "../support/browser";
 
 /** Polls `check` every 100 ms until it yields a value or `timeoutMs` passes. */
 async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
@@ -41,13 +39,10 @@ describe("session files through the local stack: uploads, downloads and the CDP 
   const browsers: Browser[] = [];
 
   before(async () => {
-    const browserPath = chromiumPath();
-    if (!isExecutable(browserPath)) {
-      throw new Error(`these tests run a real browser: ${chromiumInstallHint(browserPath)}`);
-    }
-    home = mkdtempSync(join(tmpdir(), "wc-files-test-"));
-    const file = secretsPath(home);
-    ensureSecretsFile(file);
+    const browserPath = requireChromium();
+    const fresh = newStackHome("wc-files-test-");
+    home = fresh.home;
+    const file = fresh.secretsFile;
     const mine = generateApiKey(uniqueProject("files"), { name: "files test" });
     const theirs = generateApiKey(uniqueProject("files-other"), { name: "files test" });
     addApiKeyEntry(file, mine.entry);

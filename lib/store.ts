@@ -290,7 +290,8 @@ if from_queue then
   redis.call('DEL', project .. 'grant:' .. id)
   tidy_queue(project)
 else
-  prune_queue(project, now)
+  -- grant_waiters pruned the queue if there is one; promises can outlive it.
+  redis.call('ZREMRANGEBYSCORE', granted_key, '-inf', now)
   if live + redis.call('ZCARD', granted_key) >= tonumber(ARGV[2]) then
     if waiting and now < wait_until then
       local queue = project .. 'queue'

@@ -327,7 +327,13 @@ if ARGV[15] == 'persist' then
   redis.call('HSET', context_key, 'persistHolder', id, 'persistUntil', tonumber(ARGV[4]) + ${CONTEXT_PERSIST_GRACE_MS})
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
-local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[10])
+local listed = redis.call('ZCARD', KEYS[3])
+local excess = listed - tonumber(ARGV[10])
+if excess > 0 then
+  -- Only ended sessions may go: every live one is in active (a subset of the list), so the count
+  -- of ended ones is the difference. A project whose list is all live sessions walks nothing.
+  excess = math.min(excess, listed - redis.call('ZCARD', KEYS[2]))
+end
 if excess > 0 then
   -- The oldest first; a live session (still in active) is never dropped. At most 100 go per
   -- create and 115 are looked at, so a project holding more live sessions than it may retain does

@@ -124,6 +124,22 @@ describe("SessionStore", () => {
       expect(await redis.zscore(keys.active(project), live.id)).to.not.equal(null);
     });
 
+    it("past maxRetained with every listed session live, a create looks at none of them", async () => {
+      const project = uniqueProject();
+      const base = Date.now();
+      for (let i = 0; i < 20; i++)
+        await store.create({ ...request(record(project, base + i), 100), maxRetained: 3 });
+      const zscoreCalls = async () =>
+        Number(/cmdstat_zscore:calls=(\d+)/.exec(await redis.info("commandstats"))?.[1] ?? 0);
+      const before = await zscoreCalls();
+      const last = record(project, base + 20);
+      expect((await store.create({ ...request(last, 100), maxRetained: 3 })).kind).to.equal("created");
+      // Nothing can go (a live session is never dropped), so no list entry is checked against active.
+      expect((await zscoreCalls()) - before).to.equal(0);
+      expect(await redis.zcard(keys.sessions(project))).to.equal(21);
+      expect(await redis.zcard(keys.active(project))).to.equal(21);
+    });
+
     it("undoes a create whose reply was lost, so the caller's 503 stays true", async () => {
       const project = uniqueProject();
       // The script runs in Redis, then the reply is lost (as when Redis stalls right after running it).

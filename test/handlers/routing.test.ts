@@ -184,6 +184,17 @@ describe("routing", () => {
       expect(JSON.parse(res.body)).to.include({ statusCode: 404, error: "Not Found" });
     });
 
+    it("sends each answer whole with its byte length, not chunked", async () => {
+      const res = await send("POST", "/test-echo/x", {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "café ☕" }),
+      });
+      expect(res.status).to.equal(200);
+      expect(res.headers["transfer-encoding"]).to.equal(undefined);
+      expect(Number(res.headers["content-length"])).to.equal(Buffer.byteLength(res.body));
+      expect(JSON.parse(res.body).body).to.contain("café ☕");
+    });
+
     it("answers a wrong method with 405 and Allow", async () => {
       const res = await send("PUT", "/v1/sessions");
       expect(res.status).to.equal(405);

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { hash as digest, randomUUID } from "node:crypto";
 import {
   authenticate,
   parseApiKeySet,
@@ -169,7 +169,7 @@ export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /** SHA-256 of the body with object keys sorted, so a retry that re-serializes the body still matches. */
 export function bodyFingerprint(body: unknown): string {
-  return createHash("sha256").update(canonicalJson(body)).digest("base64url");
+  return digest("sha256", canonicalJson(body), "base64url");
 }
 
 function canonicalJson(value: unknown): string {

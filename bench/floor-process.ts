@@ -11,6 +11,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { CREATE_SESSION_LUA, keys } from "../lib/store";
+import { answerPauseRequests } from "./pauses";
 import { createScriptArgs, FLOOR_RESPONSE, PROJECTS, typicalFields } from "./workload";
 
 type LuaClient = Redis & { wcCreateSession(...args: (string | number)[]): Promise<unknown> };
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
   const mode = process.argv[2];
   const redisUrl = process.env.REDIS_URL;
   if ((mode !== "hset" && mode !== "lua") || !redisUrl) throw new Error("usage: floor-process.ts <hset|lua>");
+  answerPauseRequests();
   const redis = new Redis(redisUrl, {
     connectTimeout: 500,
     commandTimeout: 500,

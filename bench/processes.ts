@@ -124,20 +124,25 @@ export class Teardown {
   }
 }
 
-let markId = 0;
-/** The child's monotonic clock in microseconds (the clock its CPU profile uses). */
-export function mark(proc: Proc): Promise<number> {
-  const id = ++markId;
+let askId = 0;
+/** Sends `{type, id}` to a started process and resolves with its answer of the same type and id. */
+export function ask<T>(proc: Proc, type: string): Promise<T> {
+  const id = ++askId;
   return new Promise((done) => {
-    const listener = (message: { type?: string; id?: number; us?: number }) => {
-      if (message?.type === "mark" && message.id === id) {
+    const listener = (message: { type?: string; id?: number } & T) => {
+      if (message?.type === type && message.id === id) {
         proc.child.off("message", listener);
-        done(message.us!);
+        done(message);
       }
     };
     proc.child.on("message", listener);
-    proc.child.send({ type: "mark", id });
+    proc.child.send({ type, id });
   });
+}
+
+/** The child's monotonic clock in microseconds (the clock its CPU profile uses). */
+export async function mark(proc: Proc): Promise<number> {
+  return (await ask<{ us: number }>(proc, "mark")).us;
 }
 
 /** One fresh `node` process running bench/probe.js; resolves with what it reports. */

@@ -39,6 +39,8 @@ export interface ReportInput {
   memory: MemoryResult;
   heap: HeapResult[];
   handover: HandoverResult;
+  /** What the stack and floor A paused for in their open-loop runs. */
+  pauses: ThroughputResult["pauses"];
   checks: TargetCheck[];
   profiles: Profiles;
   pieces: PieceCost[];
@@ -103,6 +105,7 @@ export function resultsJson(input: ReportInput): Record<string, unknown> {
     memory: input.memory,
     heap: input.heap,
     handover: input.handover,
+    pauses: input.pauses,
     profiles: input.profiles,
     pieces: input.pieces,
     releasesReused: input.releasesReused,
@@ -168,6 +171,37 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     ],
     ["… and run inside their scripts, per waiter per second", h.scriptedCommandsPerWaiterPerSecond],
   ];
+  const tailHeaders = [
+    "server, offered load",
+    "p50",
+    "p99",
+    "p99/p50",
+    "scavenges",
+    "scavenge mean / max",
+    "mark-compacts (max)",
+    "1 ms timer fired after: p99 / max",
+  ];
+  const tailRows: Cell[][] = (
+    [
+      ["createOpenLoop", input.pauses.create],
+      ["floorAOpenLoop", input.pauses.floorA],
+    ] as const
+  ).flatMap(([key, p]) => {
+    const r = input.results.find((x) => x.target === key);
+    if (!r) return [];
+    return [
+      [
+        r.label,
+        ms(r.p50),
+        ms(r.p99),
+        r.p50 > 0 ? `${round(r.p99 / r.p50, 1)}x` : "-",
+        p.scavenges.count,
+        `${ms(p.scavenges.meanMs)} / ${ms(p.scavenges.maxMs)}`,
+        `${p.markCompacts.count} (${ms(p.markCompacts.maxMs)})`,
+        `${ms(p.timerMs.p99)} / ${ms(p.timerMs.max)}`,
+      ],
+    ];
+  });
   const baseline = input.baseline.commit;
   const coldHeaders = [
     "function",
@@ -339,6 +373,9 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
         ? ` (release runs re-released ${input.releasesReused} sessions: pool ran out)`
         : ""),
     "",
+    "Tail at half load (open loop), and what each server paused for meanwhile:",
+    textTable(tailHeaders, tailRows),
+    "",
     "Redis round trips per request (MONITOR):",
     textTable(rtHeaders, rtRows),
     "",
@@ -397,6 +434,17 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     "",
     markdownTable(throughputHeaders, throughputRows),
     "",
+    "## Tail at half load",
+    "",
+    "Create at half its closed-loop rate, then floor A at the same offered load from the same",
+    "generator (open loop, latency from when each request was due). Meanwhile each server process",
+    "counts its garbage collections (perf_hooks) and how late a 1 ms timer fires on its event loop",
+    "(monitorEventLoopDelay): a pause inside the server shows there, a wait for a core or in the",
+    "generator does not. Floor A's own ratio is what the generator and the machine's other work",
+    "add to any server.",
+    "",
+    markdownTable(tailHeaders, tailRows),
+    "",
     "## Redis round trips",
     "",
     markdownTable(rtHeaders, rtRows),
@@ -446,7 +494,9 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     ...profileBlocks.flatMap((b) => [
       `## CPU profile: ${b.key} at ${c} connections`,
       "",
-      `\`node --cpu-prof\` of the stack process, ${b.summary.busyMs} ms busy in the measured window. By package: ${b.groups}.`,
+      `\`node --cpu-prof\` of the stack process, ${b.summary.busyMs} ms busy in the measured window. By package: ${b.groups}. ` +
+        "V8 samples wall time: a socket write that wakes Redis or the generator on a busy machine counts " +
+        "its wait for a core as the write's own time, so the native write frames overstate CPU.",
       "",
       markdownTable(b.headers, b.rows),
       "",
@@ -506,15 +556,22 @@ function explainMisses(input: ReportInput, failed: TargetCheck[]): string[] {
         `adapter, no log line per create) rather than one hot spot.`,
     );
   }
+  const floorOpen = input.results.find((r) => r.target === "floorAOpenLoop");
   if (failed.some((f) => f.name.startsWith("create open-loop")) && open && open.rps > 0) {
+    const p = input.pauses.create;
     lines.push(
       `- create open-loop tail: at ${open.label.replace("create, ", "")} (half the closed-loop rate) p50 ` +
-        `is ${round(open.p50, 2)} ms and p99 ${round(open.p99, 1)} ms (${round(open.p99 / open.p50, 1)}x): ` +
-        `a few requests stall far longer than the service time while the stack is not saturated. ` +
-        `Closed loop at ${c} connections, for comparison, p99 is ${round(create.p99, 1)} ms at ` +
-        `${create.rps} req/s (floor A: ${round(floorA.p99, 1)} ms). What would move it: whatever the ` +
-        `slow requests wait for (a GC pause, a synchronous write, a timer, a queue in the client), ` +
-        `found in a profile or trace of those requests.`,
+        `is ${round(open.p50, 2)} ms and p99 ${round(open.p99, 1)} ms (${round(open.p99 / open.p50, 1)}x). ` +
+        (floorOpen && floorOpen.rps > 0
+          ? `Floor A, offered the same load by the same generator, has p50 ${round(floorOpen.p50, 2)} ms and ` +
+            `p99 ${round(floorOpen.p99, 1)} ms (${round(floorOpen.p99 / floorOpen.p50, 1)}x): that much comes ` +
+            `from the generator and the machine's other work whatever the server. `
+          : "") +
+        `Inside the stack over the run: ${p.scavenges.count} scavenges of ${p.scavenges.meanMs} ms on average ` +
+        `(longest ${p.scavenges.maxMs} ms), ${p.markCompacts.count} mark-compacts (longest ` +
+        `${p.markCompacts.maxMs} ms), and a 1 ms timer fired after ${p.timerMs.p99} ms at p99 (${p.timerMs.max} ms ` +
+        `at most). What would move it: less CPU and allocation per create (the stack's CPU per request ` +
+        `sets how long a burst queues), and fewer native objects per request for each scavenge to finalize.`,
     );
   }
   if (failed.some((f) => f.name.startsWith("retrieve vs"))) {

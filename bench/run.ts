@@ -112,6 +112,7 @@ async function main(): Promise<void> {
       memory,
       heap,
       handover,
+      pauses: throughput.pauses,
       checks,
       profiles,
       pieces,

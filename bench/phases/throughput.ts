@@ -5,7 +5,9 @@
  */
 import { median, ms, round } from "../format";
 import { aggregate, pacedLoad, runLoad, type Aggregate, type RunSample } from "../load";
+import type { PauseStats } from "../pauses";
 import type { Phase } from "../phase";
+import { ask, type Proc } from "../processes";
 import { log, SETTINGS } from "../settings";
 import { TARGETS } from "../verdicts";
 
@@ -15,6 +17,10 @@ export interface ThroughputResult {
   /** The connection count the ratios and verdicts are taken at (the largest). */
   connections: number;
   openLoop: Aggregate;
+  /** Floor A at the same offered load, from the same generator. */
+  floorOpenLoop: Aggregate;
+  /** What the stack and floor A paused for during their open-loop runs. */
+  pauses: { create: PauseStats; floorA: PauseStats };
   openRate: number;
   ratios: { connections: number; createVsFloorA: number; createVsFloorB: number; retrieveVsFloorA: number };
 }
@@ -84,21 +90,33 @@ export const throughputPhase = {
 
     // ---- create's latency at a fixed offered load (open loop), half its closed-loop maximum: with
     // c connections always busy, latency is c / throughput (Little's law), not the service time.
-    const createTarget = targets.find((t) => t.key === "create")!;
+    // Floor A then gets the same offered load from the same generator: what the generator and the
+    // machine's other work add to any server's tail. Each server reports what it paused for meanwhile.
     const openRate = Math.max(1, Math.round(rowAt(rows, "create", c).rps / 2));
-    log(`create at a steady ${openRate} req/s (open loop) over up to ${c} connections`);
-    const openLoop = {
-      ...aggregate(createTarget, [await pacedLoad(createTarget, c, SETTINGS.durationS * 2, openRate)]),
-      target: "createOpenLoop",
-      label: `create, ${openRate} req/s offered`,
+    const open = async (key: "create" | "floorA", proc: Proc) => {
+      const target = targets.find((t) => t.key === key)!;
+      log(`${target.label} at a steady ${openRate} req/s (open loop) over up to ${c} connections`);
+      await ask(proc, "pauses-start");
+      const sample = await pacedLoad(target, c, SETTINGS.durationS * 2, openRate);
+      const { stats } = await ask<{ stats: PauseStats }>(proc, "pauses");
+      const row = {
+        ...aggregate(target, [sample]),
+        target: `${key}OpenLoop`,
+        label: `${target.label}, ${openRate} req/s offered`,
+      };
+      return { row, pauses: stats };
     };
-    rows.push(openLoop);
+    const openLoop = await open("create", ctx.stack);
+    const floorOpenLoop = await open("floorA", ctx.floorA);
+    rows.push(openLoop.row, floorOpenLoop.row);
 
     const create = rowAt(rows, "create", c);
     return {
       rows,
       connections: c,
-      openLoop,
+      openLoop: openLoop.row,
+      floorOpenLoop: floorOpenLoop.row,
+      pauses: { create: openLoop.pauses, floorA: floorOpenLoop.pauses },
       openRate,
       ratios: {
         connections: c,
@@ -109,7 +127,7 @@ export const throughputPhase = {
     };
   },
 
-  verdicts({ rows, connections: c, openLoop, openRate }) {
+  verdicts({ rows, connections: c, openLoop, floorOpenLoop, openRate }) {
     const create = rowAt(rows, "create", c);
     const createRatioA = create.vsFloorA!;
     const createRatioB = create.vsFloorB!;
@@ -132,7 +150,8 @@ export const throughputPhase = {
         target: `< ${TARGETS.createOpenLoopP99OverP50}x`,
         measured:
           openLoop.rps > 0
-            ? `${round(openLoop.p99 / openLoop.p50, 1)}x (p99 ${ms(openLoop.p99)}, p50 ${ms(openLoop.p50)})`
+            ? `${round(openLoop.p99 / openLoop.p50, 1)}x (p99 ${ms(openLoop.p99)}, p50 ${ms(openLoop.p50)}; ` +
+              `floor A at the same load ${round(floorOpenLoop.p99 / floorOpenLoop.p50, 1)}x)`
             : `no 2xx answer (${openLoop.non2xx} non-2xx, ${openLoop.errors} errors)`,
         met: openLoop.rps > 0 && openLoop.p99 < TARGETS.createOpenLoopP99OverP50 * openLoop.p50,
       },

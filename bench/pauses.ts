@@ -1,0 +1,68 @@
+/**
+ * What holds a server process up while it answers: its garbage collections (each scavenge and
+ * mark-compact, from perf_hooks' gc entries) and how late a 1 ms timer fires on its event loop
+ * (monitorEventLoopDelay). The stack and floor processes keep one watch, restarted and read over
+ * their IPC channel ("pauses-start", "pauses"), so the open-loop run can set its slow answers
+ * against what the server itself paused for.
+ */
+import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+
+export interface PauseStats {
+  windowMs: number;
+  scavenges: { count: number; meanMs: number; maxMs: number };
+  markCompacts: { count: number; maxMs: number };
+  /** When a 1 ms timer fired (ms after it was set): lateness is what exceeds 1 ms. */
+  timerMs: { p50: number; p99: number; max: number };
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** Starts watching this process; `restart` begins a new window, `read` sums it up. */
+export function watchPauses(): { restart(): void; read(): PauseStats } {
+  const timer = monitorEventLoopDelay({ resolution: 1 });
+  timer.enable();
+  let minor: number[] = [];
+  let major: number[] = [];
+  let since = performance.now();
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) minor.push(entry.duration);
+      else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) major.push(entry.duration);
+    }
+  }).observe({ entryTypes: ["gc"] });
+  const ms = (ns: number) => round2(ns / 1e6);
+  return {
+    restart() {
+      timer.reset();
+      minor = [];
+      major = [];
+      since = performance.now();
+    },
+    read() {
+      const total = minor.reduce((sum, d) => sum + d, 0);
+      return {
+        windowMs: Math.round(performance.now() - since),
+        scavenges: {
+          count: minor.length,
+          meanMs: minor.length > 0 ? round2(total / minor.length) : 0,
+          maxMs: round2(Math.max(0, ...minor)),
+        },
+        markCompacts: { count: major.length, maxMs: round2(Math.max(0, ...major)) },
+        timerMs: { p50: ms(timer.percentile(50)), p99: ms(timer.percentile(99)), max: ms(timer.max) },
+      };
+    },
+  };
+}
+
+/** Answers the bench's "pauses-start" and "pauses" messages (each echoes the message's id). */
+export function answerPauseRequests(): void {
+  const watch = watchPauses();
+  process.on("message", (message: { type?: string; id?: number }) => {
+    if (message?.type === "pauses-start") {
+      watch.restart();
+      process.send?.({ type: "pauses-start", id: message.id });
+    }
+    if (message?.type === "pauses") process.send?.({ type: "pauses", id: message.id, stats: watch.read() });
+  });
+}

@@ -71,11 +71,13 @@ export function toEvent(
 
 function send(res: ServerResponse, result: HttpResult): void {
   // A binary body (a zip) comes base64-encoded, as API Gateway expects it from a function.
-  const body = result.isBase64Encoded ? Buffer.from(result.body, "base64") : Buffer.from(result.body ?? "");
+  const body = result.isBase64Encoded ? Buffer.from(result.body, "base64") : (result.body ?? "");
   // With its length known the answer leaves in one write, as API Gateway sends it (not chunked).
   // (A 204 carries no Content-Length, RFC 9110 8.6.)
   const headers =
-    result.statusCode === 204 ? result.headers : { ...result.headers, "content-length": body.length };
+    result.statusCode === 204
+      ? result.headers
+      : { ...result.headers, "content-length": Buffer.byteLength(body) };
   res.writeHead(result.statusCode, headers);
   res.end(body);
 }

@@ -12,6 +12,7 @@
 import { keys } from "../../lib/store";
 import { ms, percentile, round } from "../format";
 import { apiRequest } from "../load";
+import { monitorCommands } from "../monitor";
 import type { Phase } from "../phase";
 import { log, sleep } from "../settings";
 import type { BenchContext } from "../setup";
@@ -55,14 +56,13 @@ async function commandsDuring(
   ctx: BenchContext,
   seconds: number,
 ): Promise<{ sent: number; scripted: number }> {
-  const monitor = await ctx.admin.monitor();
   const counts = { sent: 0, scripted: 0 };
-  monitor.on("monitor", (_time: string, _args: string[], source: string) => {
+  const monitor = await monitorCommands(ctx.redisUrl, (_name, source) => {
     if (source === "lua") counts.scripted++;
     else counts.sent++;
   });
   await sleep(seconds * 1000);
-  monitor.disconnect();
+  monitor.stop();
   return counts;
 }
 

@@ -2,7 +2,7 @@
  * Redis round trips per request: MONITOR tells the commands the stack sends from those run inside
  * its scripts, and Redis's count of socket reads tells how many round trips they took.
  */
-import { Redis } from "ioredis";
+import { monitorCommands } from "../monitor";
 import { round } from "../format";
 import { apiRequest } from "../load";
 import type { Phase } from "../phase";
@@ -32,19 +32,16 @@ const ONE_ROUND_TRIP = ["create", "retrieve", "release"];
 export const roundTripPhase = {
   async run({ admin, apiKeys, listIds, redisUrl, releases, stack }) {
     log("counting Redis round trips with MONITOR");
-    const monitorClient = new Redis(redisUrl);
-    const monitor = await monitorClient.monitor();
     /** Redis's count of socket reads: a pipeline arrives in one read, so this counts round trips. */
     const readsProcessed = async () =>
       Number(/total_reads_processed:(\d+)/.exec(await admin.info("stats"))?.[1]);
     const tallies: Record<string, Tally> = {};
     let counting: Tally | undefined;
-    monitor.on("monitor", (_time: string, args: string[], source: string) => {
+    const monitor = await monitorCommands(redisUrl, (name, source) => {
       if (!counting) return;
       if (source === "lua") counting.scripted++;
       else {
         counting.client++;
-        const name = String(args[0]).toLowerCase();
         counting.commands[name] = (counting.commands[name] ?? 0) + 1;
       }
     });
@@ -94,8 +91,7 @@ export const roundTripPhase = {
       tally.reads = (await readsProcessed()) - reads0 - 1;
       tallies[route.name] = tally;
     }
-    monitor.disconnect();
-    monitorClient.disconnect();
+    monitor.stop();
     return Object.entries(tallies).map(([name, t]) => ({
       route: name,
       clientCommandsPerRequest: round(t.client / t.requests, 2),

@@ -4,6 +4,7 @@ import {
   decryptForProxy,
   encryptForProxy,
   mintSessionToken,
+  randomNonce,
   parseTokenKeySet,
   rotateTokenKeySet,
   TokenError,
@@ -106,6 +107,29 @@ describe("session tokens", () => {
       const a = await verifySessionToken(await mint(set), set, { ...OPTIONS, sessionId: SESSION, now: NOW });
       const b = await verifySessionToken(await mint(set), set, { ...OPTIONS, sessionId: SESSION, now: NOW });
       expect(a.tokenId).not.to.equal(b.tokenId);
+    });
+
+    it("gives every token its own 96-bit nonce", async () => {
+      const nonces = new Set<string>();
+      for (let i = 0; i < 2000; i++) {
+        const iv = Buffer.from((await mint(set)).split(".")[2], "base64url");
+        expect(iv).to.have.length(12);
+        nonces.add(iv.toString("hex"));
+      }
+      expect(nonces.size).to.equal(2000);
+    });
+
+    it("draws nonces whose every bit varies (no fixed version or variant bits of the UUID)", () => {
+      // Over 512 nonces, a bit that never changes is fixed; a random bit stays put with 2^-511.
+      let ones = Buffer.alloc(12);
+      let zeros = Buffer.alloc(12);
+      for (let i = 0; i < 512; i++) {
+        const nonce = randomNonce();
+        ones = Buffer.from(ones.map((b, j) => b | nonce[j]));
+        zeros = Buffer.from(zeros.map((b, j) => b | ~nonce[j]));
+      }
+      expect(ones.toString("hex")).to.equal("ff".repeat(12));
+      expect(zeros.toString("hex")).to.equal("ff".repeat(12));
     });
   });
 

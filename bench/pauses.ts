@@ -5,7 +5,12 @@
  * their IPC channel ("pauses-start", "pauses"), so the open-loop run can set its slow answers
  * against what the server itself paused for.
  */
-import { constants, monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import {
+  constants,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  type PerformanceEntry,
+} from "node:perf_hooks";
 
 export interface PauseStats {
   windowMs: number;
@@ -17,29 +22,38 @@ export interface PauseStats {
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
-/** Starts watching this process; `restart` begins a new window, `read` sums it up. */
+/**
+ * Watches this process between `restart` and `read` only: outside a window neither the 1 ms timer
+ * nor the GC observer runs, so the throughput runs measure the server without them.
+ */
 export function watchPauses(): { restart(): void; read(): PauseStats } {
   const timer = monitorEventLoopDelay({ resolution: 1 });
-  timer.enable();
   let minor: number[] = [];
   let major: number[] = [];
   let since = performance.now();
-  new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
+  const record = (entries: PerformanceEntry[]) => {
+    for (const entry of entries) {
       const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
       if (kind === constants.NODE_PERFORMANCE_GC_MINOR) minor.push(entry.duration);
       else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) major.push(entry.duration);
     }
-  }).observe({ entryTypes: ["gc"] });
+  };
+  const observer = new PerformanceObserver((list) => record(list.getEntries()));
   const ms = (ns: number) => round2(ns / 1e6);
   return {
     restart() {
       timer.reset();
+      timer.enable();
+      observer.observe({ entryTypes: ["gc"] });
       minor = [];
       major = [];
       since = performance.now();
     },
     read() {
+      timer.disable();
+      // Entries still buffered belong to the window.
+      record(observer.takeRecords());
+      observer.disconnect();
       const total = minor.reduce((sum, d) => sum + d, 0);
       return {
         windowMs: Math.round(performance.now() - since),

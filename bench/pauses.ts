@@ -69,6 +69,30 @@ export function watchPauses(): { restart(): void; read(): PauseStats } {
   };
 }
 
+/** Several windows as one: counts added, means weighted, the worst of each maximum and p99. */
+export function mergePauses(windows: PauseStats[]): PauseStats {
+  const scavenges = windows.reduce((n, w) => n + w.scavenges.count, 0);
+  const scavengeMs = windows.reduce((t, w) => t + w.scavenges.count * w.scavenges.meanMs, 0);
+  const worst = (pick: (w: PauseStats) => number) => Math.max(0, ...windows.map(pick));
+  return {
+    windowMs: windows.reduce((t, w) => t + w.windowMs, 0),
+    scavenges: {
+      count: scavenges,
+      meanMs: scavenges > 0 ? round2(scavengeMs / scavenges) : 0,
+      maxMs: worst((w) => w.scavenges.maxMs),
+    },
+    markCompacts: {
+      count: windows.reduce((n, w) => n + w.markCompacts.count, 0),
+      maxMs: worst((w) => w.markCompacts.maxMs),
+    },
+    timerMs: {
+      p50: worst((w) => w.timerMs.p50),
+      p99: worst((w) => w.timerMs.p99),
+      max: worst((w) => w.timerMs.max),
+    },
+  };
+}
+
 /** Answers the bench's "pauses-start" and "pauses" messages (each echoes the message's id). */
 export function answerPauseRequests(): void {
   const watch = watchPauses();

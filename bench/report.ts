@@ -4,7 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { arch, cpus, loadavg, platform, release, totalmem } from "node:os";
-import { bytes, markdownTable, ms, round, textTable, type Cell } from "./format";
+import { bytes, markdownTable, median, ms, round, textTable, type Cell } from "./format";
 import type { Aggregate } from "./load";
 import type { ColdStart, ColdStartResult, ModuleLoad } from "./phases/cold-start";
 import type { HeapResult } from "./phases/heap";
@@ -41,6 +41,8 @@ export interface ReportInput {
   handover: HandoverResult;
   /** What the stack and floor A paused for in their open-loop runs. */
   pauses: ThroughputResult["pauses"];
+  /** Each open-loop run's p99 over its p50. */
+  tailRatios: ThroughputResult["tailRatios"];
   checks: TargetCheck[];
   profiles: Profiles;
   pieces: PieceCost[];
@@ -106,6 +108,7 @@ export function resultsJson(input: ReportInput): Record<string, unknown> {
     heap: input.heap,
     handover: input.handover,
     pauses: input.pauses,
+    tailRatios: input.tailRatios,
     profiles: input.profiles,
     pieces: input.pieces,
     releasesReused: input.releasesReused,
@@ -176,6 +179,7 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     "p50",
     "p99",
     "p99/p50",
+    "p99/p50 of each run (median)",
     "scavenges",
     "scavenge mean / max",
     "mark-compacts (max)",
@@ -183,10 +187,10 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
   ];
   const tailRows: Cell[][] = (
     [
-      ["createOpenLoop", input.pauses.create],
-      ["floorAOpenLoop", input.pauses.floorA],
+      ["createOpenLoop", input.pauses.create, input.tailRatios.create],
+      ["floorAOpenLoop", input.pauses.floorA, input.tailRatios.floorA],
     ] as const
-  ).flatMap(([key, p]) => {
+  ).flatMap(([key, p, ratios]) => {
     const r = input.results.find((x) => x.target === key);
     if (!r) return [];
     return [
@@ -195,6 +199,7 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
         ms(r.p50),
         ms(r.p99),
         r.p50 > 0 ? `${round(r.p99 / r.p50, 1)}x` : "-",
+        `${ratios.map((x) => `${x}x`).join(", ")} (${round(median(ratios), 1)}x)`,
         p.scavenges.count,
         `${ms(p.scavenges.meanMs)} / ${ms(p.scavenges.maxMs)}`,
         `${p.markCompacts.count} (${ms(p.markCompacts.maxMs)})`,
@@ -436,8 +441,10 @@ export function renderReport(input: ReportInput): { text: string; markdown: stri
     "",
     "## Tail at half load",
     "",
-    "Create at half its closed-loop rate, then floor A at the same offered load from the same",
-    "generator (open loop, latency from when each request was due). Meanwhile each server process",
+    `Create at half its closed-loop rate, then floor A at the same offered load from the same`,
+    `generator (open loop, latency from when each request was due), in ${SETTINGS.rounds} rounds that alternate`,
+    "which goes first; p99/p50 is over all runs, then per run with its median (the verdict's figure).",
+    "Meanwhile each server process",
     "counts its garbage collections (perf_hooks) and how late a 1 ms timer fires on its event loop",
     "(monitorEventLoopDelay): a pause inside the server shows there, a wait for a core or in the",
     "generator does not. Floor A's own ratio is what the generator and the machine's other work",
@@ -561,11 +568,12 @@ function explainMisses(input: ReportInput, failed: TargetCheck[]): string[] {
     const p = input.pauses.create;
     lines.push(
       `- create open-loop tail: at ${open.label.replace("create, ", "")} (half the closed-loop rate) p50 ` +
-        `is ${round(open.p50, 2)} ms and p99 ${round(open.p99, 1)} ms (${round(open.p99 / open.p50, 1)}x). ` +
+        `is ${round(open.p50, 2)} ms and p99 ${round(open.p99, 1)} ms over all runs; per run, p99/p50 has a ` +
+        `median of ${round(median(input.tailRatios.create), 1)}x. ` +
         (floorOpen && floorOpen.rps > 0
           ? `Floor A, offered the same load by the same generator, has p50 ${round(floorOpen.p50, 2)} ms and ` +
-            `p99 ${round(floorOpen.p99, 1)} ms (${round(floorOpen.p99 / floorOpen.p50, 1)}x): that much comes ` +
-            `from the generator and the machine's other work whatever the server. `
+            `p99 ${round(floorOpen.p99, 1)} ms (a median of ${round(median(input.tailRatios.floorA), 1)}x per run): ` +
+            `that much comes from the generator and the machine's other work whatever the server. `
           : "") +
         `Inside the stack over the run: ${p.scavenges.count} scavenges of ${p.scavenges.meanMs} ms on average ` +
         `(longest ${p.scavenges.maxMs} ms), ${p.markCompacts.count} mark-compacts (longest ` +

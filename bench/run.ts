@@ -113,6 +113,7 @@ async function main(): Promise<void> {
       heap,
       handover,
       pauses: throughput.pauses,
+      tailRatios: throughput.tailRatios,
       checks,
       profiles,
       pieces,

@@ -7,7 +7,7 @@
  * path's own Lua script). Then the phases, in this order (bench/phases/):
  *
  * 1. throughput: autocannon on loopback at 1, 8 and 32 connections of create, retrieve, list and
- *    release, interleaved with the floors; create at a fixed offered load (open loop);
+ *    release, interleaved with the floors; create and floor A at a fixed offered load (open loop);
  * 2. round trips: Redis round trips per request, via MONITOR;
  * 3. memory: Redis memory per session;
  * 3b. handover: a freed slot reaching a waiting create (Prefer: wait), and what waiters cost Redis;

@@ -1,7 +1,8 @@
 /**
  * Throughput and latency: every load target at each connection count, in interleaved rounds,
  * each run's req/s set against the floors' runs of the same round; then create at a fixed
- * offered load (open loop), half its closed-loop maximum.
+ * offered load (open loop), half its closed-loop maximum, in rounds with floor A at the same load,
+ * each server reporting what it paused for meanwhile (bench/pauses.ts).
  */
 import { median, ms, percentile, round } from "../format";
 import { aggregate, pacedLoad, runLoad, type Aggregate, type RunSample } from "../load";

@@ -16,7 +16,8 @@ export function monitorCommands(
   return new Promise((started, failed) => {
     let buffered = "";
     let ok = false;
-    socket.once("error", failed);
+    // Still listened for once started: an error then (Redis gone) ends the stream, never the run.
+    socket.on("error", failed);
     socket.on("connect", () => socket.write("MONITOR\r\n"));
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => {

@@ -33,6 +33,10 @@ export function createRedisClient(options: RedisConnectOptions): RedisClient {
     tls: url.protocol === "rediss:" ? {} : undefined,
     // Lambda freezes between invocations: no client-side keepalive chatter is needed.
     enableAutoPipelining: false,
+    // No CLIENT SETINFO on connect: Redis before 7.2 (ElastiCache's Redis OSS 7.1 among them)
+    // refuses it, and each refusal counted twice in RedisErrors for every new connection (each
+    // cold start, reconnect and waiter's connection) while costing the set-up a round trip.
+    disableClientInfo: true,
   };
   const host = url.hostname;
   const port = url.port ? Number(url.port) : 6379;

@@ -9,7 +9,7 @@ import { DependencyError, NotFoundError } from "../../lib/errors";
 import { json, withErrorHandling, type HttpHandler } from "../../lib/http";
 import { createMemoryLogger } from "../../lib/logger";
 import { createMetrics, type EmfDocument, type Metrics } from "../../lib/metrics";
-import { instrumentRedis } from "../../lib/redis";
+import { createRedisClient, instrumentRedis } from "../../lib/redis";
 import { FileSecretSource, SecretCache } from "../../lib/secrets";
 import { createTracing, NO_TRACING, tracingActive } from "../../lib/tracing";
 import { sharedRedis } from "../support/redis";
@@ -243,6 +243,26 @@ describe("observability", () => {
       metrics.flush();
       expect(samplesOf(documents, "RedisLatency")).to.have.length(4);
       expect(documents.some((d) => d.RedisErrors !== undefined)).to.equal(false);
+    });
+
+    it("count nothing against Redis for the client's own connection set-up", async () => {
+      // The stack's client, fresh: its handshake must not send what an older Redis refuses
+      // (CLIENT SETINFO is Redis 7.2+; ElastiCache's Redis OSS 7.1 answers it with an error).
+      const fresh = createRedisClient({
+        url: (await sharedRedis()).url,
+        cluster: false,
+        connectTimeoutMs: 2000,
+        commandTimeoutMs: 2000,
+      });
+      try {
+        instrumentRedis(fresh, { metrics, tracing: NO_TRACING });
+        await fresh.ping();
+        metrics.flush();
+        expect(documents.some((d) => d.RedisErrors !== undefined)).to.equal(false);
+        expect(samplesOf(documents, "RedisLatency").length).to.be.greaterThan(0);
+      } finally {
+        fresh.disconnect();
+      }
     });
 
     it("count each failed command in RedisErrors", async () => {

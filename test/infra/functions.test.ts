@@ -296,21 +296,26 @@ describe("infra/functions", () => {
       }
     });
 
+    /** The fewest arguments a Functions component takes (the layer and refusal tests change one). */
+    const MINIMAL_ARGS = {
+      routes: [ROUTES[0]],
+      subnetIds: ["s"],
+      securityGroupId: "sg",
+      redisEndpoint: "rediss://h:6379",
+      redisCluster: false,
+      redisAuthSecretArn: ARN("a"),
+      tokenKeysSecretArn: ARN("t"),
+      apiKeysSecretArn: ARN("k"),
+      connectHost: "h",
+      connectScheme: "wss" as const,
+      bucketName: "b-objects",
+      bucketArn: "arn:aws:s3:::b-objects",
+    };
+
     it("attaches a dependency layer to every function and leaves its packages out of their code", async () => {
       const layerArn = "arn:aws:lambda:us-west-2:123456789012:layer:t-deps:3";
       new Functions("t-fnl", {
-        routes: [ROUTES[0]],
-        subnetIds: ["subnet-p1"],
-        securityGroupId: "sg-functions",
-        redisEndpoint: ENV_INPUT.redisEndpoint,
-        redisCluster: false,
-        redisAuthSecretArn: ARN("auth"),
-        tokenKeysSecretArn: ARN("tokens"),
-        apiKeysSecretArn: ARN("keys"),
-        connectHost: "connect.example.com",
-        connectScheme: "wss",
-        bucketName: "wc-objects-123",
-        bucketArn: "arn:aws:s3:::wc-objects-123",
+        ...MINIMAL_ARGS,
         dependencyLayer: { arn: layerArn, packages: ["zod", "ioredis"] },
       });
       await settle();
@@ -326,22 +331,6 @@ describe("infra/functions", () => {
       const create = made.find((fn) => fn.name === `t-fnl-${ROUTES[0].name}`)!;
       expect(Object.keys(await create.inputs.code.assets)).to.include("node_modules/jose");
     });
-
-    /** The fewest arguments a Functions component takes (the refusal tests change one). */
-    const MINIMAL_ARGS = {
-      routes: [ROUTES[0]],
-      subnetIds: ["s"],
-      securityGroupId: "sg",
-      redisEndpoint: "rediss://h:6379",
-      redisCluster: false,
-      redisAuthSecretArn: ARN("a"),
-      tokenKeysSecretArn: ARN("t"),
-      apiKeysSecretArn: ARN("k"),
-      connectHost: "h",
-      connectScheme: "wss" as const,
-      bucketName: "b-objects",
-      bucketArn: "arn:aws:s3:::b-objects",
-    };
 
     it("refuses a dependency layer without its packages", () => {
       expect(

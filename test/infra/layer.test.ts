@@ -27,9 +27,8 @@ import {
 import { generateApiKey } from "../../lib/apikeys";
 import { rotateTokenKeySet, verifySessionToken } from "../../lib/tokens";
 import { apiEvent } from "../support/fixtures";
-import { startOwnRedis } from "../support/redis";
 import { find, installMocks, promiseOf, recorded, settle, T } from "./mocks";
-import { loadProgram } from "./program";
+import { createSessionCode, functionEnv, redisWithAuth } from "./serialized";
 
 const REPO = join(__dirname, "..", "..");
 const run = promisify(execFile);
@@ -171,7 +170,6 @@ describe("infra/layer", () => {
     let inRepo: string;
     let layerModules: string;
     let runtimeModules: string;
-    let redisUrl: string;
     let admin: Redis;
 
     /** The env of a function: endpoints and `file:` secret refs (as the local stack uses). */
@@ -211,19 +209,12 @@ const { handler } = require("./__index.js");
 `;
 
     before(async () => {
-      await loadProgram();
-      const fn = recorded.find((r) => r.type === T.lambda && r.name === "api-fn-create-session");
-      expect(fn, "the program has a create-session function").to.not.equal(undefined);
-      const code = (await (await fn!.inputs.code.assets)["__index.js"].text) as string;
+      const code = await createSessionCode();
       const layerDir = await (find(T.layer, "deps-layer").inputs.code as pulumi.asset.FileArchive).path;
       layerModules = join(layerDir, "nodejs", "node_modules");
 
-      const redis = await startOwnRedis();
-      redisUrl = redis.url;
-      admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-      await admin.connect();
-      await admin.config("SET", "requirepass", authToken);
-      await admin.auth(authToken);
+      const redis = await redisWithAuth(authToken);
+      admin = redis.admin;
 
       // Outside the repository, so no parent folder's node_modules can stand in for the layer.
       work = mkdtempSync(join(tmpdir(), "wc-layered-fn-"));
@@ -246,25 +237,14 @@ const { handler } = require("./__index.js");
       writeFileSync(join(inRepo, "__index.js"), code);
       writeFileSync(join(inRepo, "invoke.js"), driver);
 
-      const secretsFile = join(work, "secrets.json");
-      writeFileSync(
-        secretsFile,
-        JSON.stringify({
-          apiKeys: { keys: [entry], projects: [{ id: "layered", concurrency: 5 }] },
-          tokenKeys,
-          redisAuth: authToken,
-        }),
-      );
       env = {
-        REDIS_ENDPOINT: redisUrl,
-        REDIS_CLUSTER: "false",
-        REDIS_AUTH_SECRET_ARN: `file:${secretsFile}#redisAuth`,
-        JWE_SECRET_ARN: `file:${secretsFile}#tokenKeys`,
-        API_KEYS_SECRET_ARN: `file:${secretsFile}#apiKeys`,
-        ALB_DNS_NAME: "connect.test.example",
-        CONNECT_SCHEME: "wss",
-        WALLCRAWLER_REGION: "us-west-2",
-        POWERTOOLS_LOG_LEVEL: "SILENT",
+        ...functionEnv(work, {
+          redisUrl: redis.url,
+          entry,
+          project: { id: "layered", concurrency: 5 },
+          tokenKeys,
+          authToken,
+        }),
         POWERTOOLS_METRICS_DISABLED: "true",
         AWS_REGION: "us-west-2",
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

@@ -12,9 +12,7 @@ import { generateApiKey } from "../../lib/apikeys";
 import { rotateTokenKeySet, verifySessionToken } from "../../lib/tokens";
 import type { HttpHandler } from "../../lib/http";
 import { apiEvent, ctx } from "../support/fixtures";
-import { startOwnRedis } from "../support/redis";
-import { recorded, T } from "./mocks";
-import { loadProgram } from "./program";
+import { createSessionCode, functionEnv, redisWithAuth } from "./serialized";
 
 const REPO = join(__dirname, "..", "..");
 
@@ -30,42 +28,25 @@ describe("a serialized handler from the code package", function () {
   let admin: Redis;
 
   before(async () => {
-    await loadProgram();
-    const fn = recorded.find((r) => r.type === T.lambda && r.name === "api-fn-create-session");
-    expect(fn, "the program has a create-session function").to.not.equal(undefined);
-    code = await (await fn!.inputs.code.assets)["__index.js"].text;
-
-    const redis = await startOwnRedis();
-    admin = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-    await admin.connect();
-    await admin.config("SET", "requirepass", authToken);
-    await admin.auth(authToken);
+    code = await createSessionCode();
+    const redis = await redisWithAuth(authToken);
+    admin = redis.admin;
 
     // Inside the repo (git-ignored), so the generated code's `require`s resolve node_modules.
     mkdirSync(join(REPO, "node_modules", ".cache"), { recursive: true });
     dir = mkdtempSync(join(REPO, "node_modules", ".cache", "wallcrawler-serialized-"));
-    const secretsFile = join(dir, "secrets.json");
-    writeFileSync(
-      secretsFile,
-      JSON.stringify({
-        apiKeys: { keys: [entry], projects: [{ id: "serial", concurrency: 2 }] },
-        tokenKeys,
-        redisAuth: authToken,
-      }),
-    );
     writeFileSync(join(dir, "__index.js"), code);
 
-    Object.assign(process.env, {
-      REDIS_ENDPOINT: redis.url,
-      REDIS_CLUSTER: "false",
-      REDIS_AUTH_SECRET_ARN: `file:${secretsFile}#redisAuth`,
-      JWE_SECRET_ARN: `file:${secretsFile}#tokenKeys`,
-      API_KEYS_SECRET_ARN: `file:${secretsFile}#apiKeys`,
-      ALB_DNS_NAME: "connect.test.example",
-      CONNECT_SCHEME: "wss",
-      WALLCRAWLER_REGION: "us-west-2",
-      POWERTOOLS_LOG_LEVEL: "SILENT",
-    });
+    Object.assign(
+      process.env,
+      functionEnv(dir, {
+        redisUrl: redis.url,
+        entry,
+        project: { id: "serial", concurrency: 2 },
+        tokenKeys,
+        authToken,
+      }),
+    );
     // The module runs the factory when loaded, as Lambda does at cold start.
     handler = require(join(dir, "__index.js")).handler as HttpHandler;
   });

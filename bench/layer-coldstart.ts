@@ -15,9 +15,9 @@
  * cold-start phase, which runs every function this way against the bench's own Redis;
  * `measureLayerColdStart` is the stand-alone study of create-session, with the secrets readers.
  *
- * Secrets (load + one GetSecretValue against a loopback stand-in): the SDK client, a SigV4 module
- * of node:crypto + node:https (bench/layer-sigv4-secrets.ts), and the Parameters and Secrets
- * Lambda extension's HTTP API (one GET to localhost, by fetch and by node:http).
+ * Secrets (load + one GetSecretValue against a loopback stand-in): the SDK client, the functions'
+ * own SigV4 client of node:crypto + node:https (lib/secrets-manager.ts, bundled), and the Parameters
+ * and Secrets Lambda extension's HTTP API (one GET to localhost, by fetch and by node:http).
  *
  * Usage: node -r ts-node/register/transpile-only bench/layer-coldstart.ts [rounds=15] [--json]
  */
@@ -223,8 +223,8 @@ if (kind === "sdk") {
   const client = new SecretsManagerClient({ maxAttempts: 2 });
   get = () => client.send(new GetSecretValueCommand({ SecretId: secretId })).then((o) => o.SecretString);
 } else if (kind === "sigv4") {
-  const m = require(process.argv[3]);
-  get = () => m.getSecretValue(secretId);
+  const client = require(process.argv[3]).SecretsManagerClient.fromEnv();
+  get = () => client.getSecretValue(secretId).then((o) => o.SecretString);
 } else if (kind === "extension-fetch") {
   get = () => fetch(process.env.EXTENSION_URL + "/secretsmanager/get?secretId=" + encodeURIComponent(secretId), {
     headers: { "X-Aws-Parameters-Secrets-Token": process.env.AWS_SESSION_TOKEN },
@@ -357,11 +357,11 @@ export async function measureLayerColdStart(rounds = 15, secrets = true): Promis
     const baseline = await buildBaselinePackages(["create-session"], join(beside, "baseline"));
     const baselineFile = "files" in baseline ? baseline.files["create-session"] : undefined;
     writeFileSync(join(beside, "secrets.js"), SECRETS_PROBE);
-    // The SigV4 module as the layer would ship it: one bundled file.
+    // The functions' own signed client (lib/secrets-manager.ts), bundled into one file.
     const esbuild = await import("esbuild");
     const sigv4 = join(work, "sigv4.js");
     esbuild.buildSync({
-      entryPoints: [join(ROOT, "bench", "layer-sigv4-secrets.ts")],
+      entryPoints: [join(ROOT, "lib", "secrets-manager.ts")],
       outfile: sigv4,
       bundle: true,
       minify: true,

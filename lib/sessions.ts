@@ -87,22 +87,31 @@ export async function authenticateRequest(event: HttpEvent, deps: SessionDeps): 
   const limit = principal.rateLimits?.requests;
   if (limit && limit.perSecond > 0) {
     const admission = deps.store.takeToken(principal.projectId, limit, deps.now()).then((waitMs) => {
-      if (waitMs > 0) {
-        deps.metrics?.count("RateLimited", 1, { projectId: principal.projectId });
-        const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
-        throw new TooManyRequestsError(
-          `project ${principal.projectId} is sending requests faster than its rate limit of ` +
-            `${limit.perSecond} a second (bursts of ${limit.burst}); retry in ${retryAfter} s`,
-          retryAfter,
-          { shouldRetry: true },
-        );
-      }
+      if (waitMs > 0) throw rateLimited(principal.projectId, "sending requests", limit, waitMs, deps);
     });
     // Awaited later (requestAdmitted); a rejection must not count as unhandled meanwhile.
     admission.catch(() => undefined);
     Object.defineProperty(event, ADMISSION, { value: admission, enumerable: false, configurable: true });
   }
   return principal;
+}
+
+/** The 429 of a project's token bucket that ran dry (`what` it was doing too fast), counted in RateLimited. */
+function rateLimited(
+  projectId: string,
+  what: string,
+  limit: { perSecond: number; burst: number } | undefined,
+  waitMs: number,
+  deps: Pick<SessionDeps, "metrics">,
+): TooManyRequestsError {
+  deps.metrics?.count("RateLimited", 1, { projectId });
+  const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+  return new TooManyRequestsError(
+    `project ${projectId} is ${what} faster than its rate limit of ` +
+      `${limit?.perSecond} a second (bursts of ${limit?.burst}); retry in ${retryAfter} s`,
+    retryAfter,
+    { shouldRetry: true },
+  );
 }
 
 /** Resolves when the request's token was granted; rejects with the 429 when it was refused. */
@@ -363,14 +372,12 @@ export async function createSession(
 
   if (queuedAt !== undefined) deps.metrics?.duration("QueueWaitTime", deps.now() - queuedAt, dimensions);
   if (outcome.kind === "rate-limited") {
-    deps.metrics?.count("RateLimited", 1, dimensions);
-    const limit = principal.rateLimits?.create;
-    const retryAfter = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
-    throw new TooManyRequestsError(
-      `project ${principal.projectId} is creating sessions faster than its rate limit of ` +
-        `${limit?.perSecond} a second (bursts of ${limit?.burst}); retry in ${retryAfter} s`,
-      retryAfter,
-      { shouldRetry: true },
+    throw rateLimited(
+      principal.projectId,
+      "creating sessions",
+      principal.rateLimits?.create,
+      outcome.retryAfterMs,
+      deps,
     );
   }
   if (outcome.kind === "limited") {

@@ -222,10 +222,6 @@ async function withConnection(
   return { ...toSessionView(record, now), ...connectUrls(deps.config, record.id, signingKey), signingKey };
 }
 
-/**
- * Creates a session for `principal`: validates what the schema cannot, writes the record under
- * the project's concurrency limit in one atomic step, and mints its connect token.
- */
 export interface CreateOptions {
   /** How long the create may wait for a slot at the limit (`Prefer: wait`, already capped); 0 = refuse at once. */
   waitSeconds?: number;
@@ -240,6 +236,10 @@ export interface CreateOptions {
  */
 export const MAX_BLOCK_MS = 5_000;
 
+/**
+ * Creates a session for `principal`: validates what the schema cannot, writes the record under
+ * the project's concurrency limit in one atomic step, and mints its connect token.
+ */
 export async function createSession(
   principal: Principal,
   body: CreateSessionBody,
